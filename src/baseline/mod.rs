@@ -1,0 +1,117 @@
+//! The baseline store: what each principal has done before, the per-account cursor of hunted
+//! delivery time, and the findings outbox. SQLite on one machine, DynamoDB on AWS; the hunt
+//! sees only [`BaselineStore`].
+
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Finding;
+use crate::cloudtrail::{AccountId, IdentityType, Timestamp};
+use crate::window::Cursor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the state store at {path} cannot be opened: {reason}")]
+    Open { path: String, reason: String },
+    #[error("the state store at {path} was written by a newer trailhound (schema {found}, this one knows up to {known}); upgrade trailhound")]
+    NewerSchema { path: String, found: i64, known: i64 },
+    #[error("state store query failed: {0}")]
+    Query(String),
+    #[error("a stored finding is unreadable ({id}): {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+/// What the baseline remembers about one behaviour: (principal, action) with an outcome
+/// class (`success` is learned behaviour; `denied` is remembered only so the same denial is
+/// not reported twice).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PairKey {
+    pub principal: String,
+    /// The action's key form, `source:name`.
+    pub action: String,
+    /// `success` or `denied`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairState {
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Events counted when the pair was written (first sighting and each TTL refresh): a lower
+    /// bound on how often it happened.
+    pub count: u64,
+    /// After this the pair is unknown again, even if the store still holds it.
+    pub expires: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrincipalState {
+    pub first_seen: Timestamp,
+    pub kind: IdentityType,
+}
+
+/// A write to the baseline for one pair: an insert for a new pair, or a refresh of a known
+/// one whose TTL is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairWrite {
+    pub key: PairKey,
+    pub state: PairState,
+}
+
+/// Everything a window changes, applied at once at the end of the window.
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    pub pairs: Vec<PairWrite>,
+    /// New principals and when they were first seen.
+    pub principals: Vec<(String, PrincipalState)>,
+    /// The end of the hunted window: the new watermark.
+    pub watermark: Option<Timestamp>,
+}
+
+#[async_trait]
+pub trait BaselineStore: Send + Sync {
+    /// Where `account` stands: its watermark and any window started but not committed.
+    async fn cursor(&self, account: &AccountId) -> Result<Cursor, StoreError>;
+
+    /// Records that a window ending at `end` has started, so that a run that stops part way
+    /// redoes the same window.
+    async fn begin_window(&self, account: &AccountId, end: Timestamp) -> Result<(), StoreError>;
+
+    /// The stored state of the given pairs that have not expired at `at`. Missing and expired
+    /// pairs are absent from the map.
+    async fn known_pairs(
+        &self,
+        account: &AccountId,
+        keys: &[PairKey],
+        at: Timestamp,
+    ) -> Result<HashMap<PairKey, PairState>, StoreError>;
+
+    /// The stored state of the given principals; unknown ones are absent.
+    async fn known_principals(
+        &self,
+        account: &AccountId,
+        keys: &[String],
+    ) -> Result<HashMap<String, PrincipalState>, StoreError>;
+
+    /// When the account's history starts: the earliest first-seen of any of its principals.
+    async fn account_since(&self, account: &AccountId) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Applies a window's baseline writes and advances the watermark, clearing the pending
+    /// window. On stores that allow it this is one transaction; otherwise the watermark is
+    /// written last, so a stop part way only causes the window to be redone.
+    async fn commit(&self, account: &AccountId, commit: &Commit) -> Result<(), StoreError>;
+
+    /// Stores findings in the outbox as pending for each of `sinks`. A finding whose id is
+    /// already there is left as it is (delivered stays delivered). Returns how many were new.
+    async fn stage(&self, findings: &[Finding], sinks: &[String]) -> Result<usize, StoreError>;
+
+    /// Findings not yet delivered to `sink`, oldest first, at most `limit`.
+    async fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Finding>, StoreError>;
+
+    /// Marks findings as delivered to `sink`.
+    async fn mark_delivered(&self, sink: &str, ids: &[String]) -> Result<(), StoreError>;
+}

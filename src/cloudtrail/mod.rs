@@ -1,0 +1,16 @@
+//! CloudTrail itself: records, principals, identifiers, object names and readers.
+//! Imports nothing else of trailhound's; everything above builds on it.
+
+pub mod ids;
+pub mod layout;
+pub mod outcome;
+pub mod principal;
+pub mod reader;
+pub mod record;
+pub mod time;
+
+pub use ids::{AccountId, Action, Region};
+pub use outcome::Outcome;
+pub use principal::{IdentityType, NoPrincipal, Principal};
+pub use record::Record;
+pub use time::{Span, Timestamp};

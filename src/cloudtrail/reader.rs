@@ -1,0 +1,171 @@
+//! Turns the bytes of one delivered object into record texts.
+//!
+//! Accepted: gzip or plain; `{"Records":[...]}` as CloudTrail delivers, a bare JSON array, a
+//! single record object, or JSON lines. Records come out as raw JSON text borrowed from the
+//! buffer so that each one is decoded (and, if broken, rejected) on its own.
+
+use std::io::Read;
+
+use flate2::read::MultiGzDecoder;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Largest decompressed object accepted. CloudTrail objects are a few MB; anything near this
+/// is a decompression bomb or not CloudTrail.
+pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("gzip stream is corrupt or truncated: {0}")]
+    Gzip(std::io::Error),
+    #[error("decompressed size exceeds {} MiB", MAX_OBJECT_BYTES >> 20)]
+    TooLarge,
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("JSON, but not CloudTrail records (expected {{\"Records\":[...]}}, an array or JSON lines)")]
+    NotRecords,
+}
+
+/// Decompresses when the bytes start with the gzip magic, whatever the file is called.
+pub fn decompress(bytes: Vec<u8>) -> Result<Vec<u8>, ReadError> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 8);
+    MultiGzDecoder::new(&bytes[..])
+        .take(MAX_OBJECT_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(ReadError::Gzip)?;
+    if out.len() as u64 > MAX_OBJECT_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Option<Vec<&'a RawValue>>,
+}
+
+/// The record texts of one object. When the object breaks off part way (JSON lines with a bad
+/// line, say), the records before the break are returned along with the error, so nothing
+/// already read is lost.
+pub struct Split<'a> {
+    pub records: Vec<&'a RawValue>,
+    pub error: Option<ReadError>,
+}
+
+/// Splits decompressed bytes into record texts.
+pub fn split_records(bytes: &[u8]) -> Split<'_> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            // Keep the valid prefix: JSON lines before the bad byte are still records.
+            let valid = &bytes[..e.valid_up_to()];
+            let prefix = std::str::from_utf8(valid).unwrap_or_default();
+            let mut split = split_text(prefix);
+            split.error = Some(ReadError::NotJson(format!(
+                "invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )));
+            return split;
+        }
+    };
+    split_text(text)
+}
+
+fn split_text(text: &str) -> Split<'_> {
+    let mut records = Vec::new();
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+    let mut count = 0usize;
+    loop {
+        match values.next() {
+            None => break,
+            Some(Err(e)) => {
+                return Split {
+                    records,
+                    error: Some(ReadError::NotJson(crate::cloudtrail::record::reason_of(&e))),
+                }
+            }
+            Some(Ok(value)) => {
+                count += 1;
+                let raw = value.get();
+                match raw.as_bytes().first() {
+                    Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(raw) {
+                        Ok(items) => records.extend(items),
+                        Err(_) => return not_records(records),
+                    },
+                    Some(b'{') => match serde_json::from_str::<Envelope>(raw) {
+                        Ok(Envelope { records: Some(items) }) => records.extend(items),
+                        // A lone record, or one line of JSON lines.
+                        Ok(Envelope { records: None }) => records.push(value),
+                        Err(_) => return not_records(records),
+                    },
+                    _ => return not_records(records),
+                }
+            }
+        }
+    }
+    if count == 0 {
+        return Split {
+            records,
+            error: Some(ReadError::NotJson("empty file".into())),
+        };
+    }
+    Split {
+        records,
+        error: None,
+    }
+}
+
+fn not_records(records: Vec<&RawValue>) -> Split<'_> {
+    Split {
+        records,
+        error: Some(ReadError::NotRecords),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const R1: &str = r#"{"eventTime":"2023-07-10T11:42:36Z","eventSource":"s3.amazonaws.com","eventName":"A"}"#;
+    const R2: &str = r#"{"eventTime":"2023-07-10T11:42:37Z","eventSource":"s3.amazonaws.com","eventName":"B"}"#;
+
+    fn names(bytes: &[u8]) -> (usize, bool) {
+        let s = split_records(bytes);
+        (s.records.len(), s.error.is_some())
+    }
+
+    #[test]
+    fn all_shapes_yield_their_records() {
+        assert_eq!(names(format!(r#"{{"Records":[{R1},{R2}]}}"#).as_bytes()), (2, false));
+        assert_eq!(names(format!("[{R1},{R2}]").as_bytes()), (2, false));
+        assert_eq!(names(format!("{R1}\n{R2}\n").as_bytes()), (2, false));
+        assert_eq!(names(R1.as_bytes()), (1, false));
+    }
+
+    #[test]
+    fn a_bad_line_keeps_the_lines_before_it() {
+        assert_eq!(names(format!("{R1}\n{{oops\n{R2}").as_bytes()), (1, true));
+    }
+
+    #[test]
+    fn non_records_and_empty_files_are_errors() {
+        assert_eq!(names(b"42"), (0, true));
+        assert_eq!(names(b"   "), (0, true));
+        assert_eq!(names(b"<html></html>"), (0, true));
+    }
+
+    #[test]
+    fn gzip_is_detected_by_magic_and_truncation_is_an_error() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(R1.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(decompress(gz.clone()).unwrap(), R1.as_bytes());
+        assert!(matches!(decompress(gz[..gz.len() / 2].to_vec()), Err(ReadError::Gzip(_))));
+        assert!(decompress(vec![0x1f, 0x8b, 1, 2, 3]).is_err());
+    }
+}

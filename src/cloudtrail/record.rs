@@ -1,0 +1,328 @@
+//! One CloudTrail event, borrowed from the decompressed buffer it was read from.
+//!
+//! Only the fields the hunt needs are decoded; everything else is skipped by the parser. The
+//! fields that identify an event (`eventTime`, `eventSource`, `eventName`) must be strings or the
+//! record is rejected with the reason; context fields of the wrong JSON type read as absent,
+//! because one odd `userAgent` must not hide the call it came with.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::time::Timestamp;
+
+/// A string field that reads as `None` when it holds any other JSON type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Text<'a>(pub Option<Cow<'a, str>>);
+
+impl<'a> Text<'a> {
+    pub fn get(&self) -> Option<&str> {
+        self.0.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Owned(v))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An optional object that reads as absent when it holds any other JSON type (CloudTrail writes
+/// `"sessionIssuer": {}` and sometimes `null`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Objects are decoded as T; anything else is consumed and ignored.
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Lenient<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(a)).map(|t| Lenient(Some(t)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Lenient(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// `readOnly` as a bool; CloudTrail writes a JSON bool, some exports write "true"/"false".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flag(pub Option<bool>);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Flag;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a bool")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Flag, E> {
+                Ok(Flag(Some(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Flag, E> {
+                Ok(Flag(match v {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                }))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Flag, E> {
+                Ok(Flag(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Flag, E> {
+                Ok(Flag(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Flag, E> {
+                Ok(Flag(None))
+            }
+            fn visit_unit<E>(self) -> Result<Flag, E> {
+                Ok(Flag(None))
+            }
+            fn visit_none<E>(self) -> Result<Flag, E> {
+                Ok(Flag(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Flag, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Flag, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Flag(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Flag, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Flag(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn event_time<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+    let text = <Cow<'de, str>>::deserialize(d)?;
+    Timestamp::parse(&text).map_err(de::Error::custom)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuer<'a> {
+    #[serde(borrow, default, rename = "type")]
+    pub kind: Text<'a>,
+    #[serde(borrow, default)]
+    pub principal_id: Text<'a>,
+    #[serde(borrow, default)]
+    pub arn: Text<'a>,
+    #[serde(borrow, default)]
+    pub account_id: Text<'a>,
+    #[serde(borrow, default)]
+    pub user_name: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext<'a> {
+    #[serde(borrow, default)]
+    pub session_issuer: Lenient<SessionIssuer<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnBehalfOf<'a> {
+    #[serde(borrow, default)]
+    pub user_id: Text<'a>,
+    #[serde(borrow, default)]
+    pub identity_store_arn: Text<'a>,
+}
+
+/// `userIdentity`, with every member optional: service events omit most of them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity<'a> {
+    #[serde(borrow, default, rename = "type")]
+    pub kind: Text<'a>,
+    #[serde(borrow, default)]
+    pub principal_id: Text<'a>,
+    #[serde(borrow, default)]
+    pub arn: Text<'a>,
+    #[serde(borrow, default)]
+    pub account_id: Text<'a>,
+    #[serde(borrow, default)]
+    pub access_key_id: Text<'a>,
+    #[serde(borrow, default)]
+    pub user_name: Text<'a>,
+    #[serde(borrow, default)]
+    pub invoked_by: Text<'a>,
+    #[serde(borrow, default)]
+    pub identity_provider: Text<'a>,
+    #[serde(borrow, default)]
+    pub session_context: Lenient<SessionContext<'a>>,
+    #[serde(borrow, default)]
+    pub on_behalf_of: Lenient<OnBehalfOf<'a>>,
+}
+
+/// The decoded fields of one CloudTrail record.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record<'a> {
+    #[serde(borrow, default, rename = "eventID")]
+    pub event_id: Text<'a>,
+    #[serde(deserialize_with = "event_time")]
+    pub event_time: Timestamp,
+    #[serde(borrow)]
+    pub event_source: Cow<'a, str>,
+    #[serde(borrow)]
+    pub event_name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub aws_region: Text<'a>,
+    #[serde(borrow, default, rename = "sourceIPAddress")]
+    pub source_ip: Text<'a>,
+    #[serde(borrow, default)]
+    pub user_agent: Text<'a>,
+    #[serde(borrow, default)]
+    pub error_code: Text<'a>,
+    #[serde(default)]
+    pub read_only: Flag,
+    #[serde(borrow, default)]
+    pub recipient_account_id: Text<'a>,
+    #[serde(borrow, default)]
+    pub event_type: Text<'a>,
+    #[serde(borrow, default)]
+    pub user_identity: Lenient<UserIdentity<'a>>,
+}
+
+impl<'a> Record<'a> {
+    /// Decodes one record from its JSON text.
+    pub fn parse(json: &'a str) -> Result<Self, String> {
+        serde_json::from_str(json).map_err(|e| reason_of(&e))
+    }
+}
+
+/// A serde error as a short reason, without the position, so equal problems count together.
+pub fn reason_of(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_types_in_context_fields_read_as_absent() {
+        let r = Record::parse(
+            r#"{"eventTime":"2023-07-10T11:42:36Z","eventSource":"s3.amazonaws.com",
+                "eventName":"ListBuckets","userAgent":42,"sourceIPAddress":{"a":1},
+                "readOnly":"true","userIdentity":{"type":"IAMUser","sessionContext":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.user_agent.get(), None);
+        assert_eq!(r.source_ip.get(), None);
+        assert_eq!(r.read_only, Flag(Some(true)));
+        assert_eq!(r.user_identity.0.unwrap().kind.get(), Some("IAMUser"));
+    }
+
+    #[test]
+    fn missing_event_name_is_a_reason() {
+        let e = Record::parse(r#"{"eventTime":"2023-07-10T11:42:36Z","eventSource":"x"}"#)
+            .unwrap_err();
+        assert_eq!(e, "missing field `eventName`");
+    }
+
+    #[test]
+    fn escaped_strings_are_owned() {
+        let r = Record::parse(
+            r#"{"eventTime":"2023-07-10T11:42:36Z","eventSource":"s3.amazonaws.com",
+                "eventName":"List\u0042uckets","readOnly":true}"#,
+        )
+        .unwrap();
+        assert_eq!(r.event_name, "ListBuckets");
+    }
+}

@@ -1,0 +1,10 @@
+//! trailhound: hunts AWS CloudTrail for behaviour that is new for the principal doing it.
+//!
+//! The modules follow the data path (see DESIGN.md): `muster` → `hunt` → `source`, `detect` →
+//! `baseline`, `alert`, `window`, `config` → `cloudtrail`.
+
+pub mod cloudtrail;
+pub mod alert;
+pub mod baseline;
+pub mod source;
+pub mod window;

@@ -1,0 +1,152 @@
+//! The Activity row: one distinct (principal, action, outcome) of one account in one window,
+//! with the context an analyst needs, and the counters of how it was read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cloudtrail::{AccountId, Action, Outcome, Principal, Timestamp};
+use crate::window::Window;
+
+/// A bounded set of example values: keeps the first `CAP` distinct ones (in sorted order) and
+/// counts how many more there were, so a busy principal cannot grow a row without limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Samples {
+    pub values: BTreeSet<String>,
+    /// Distinct values not kept because the set was full.
+    pub more: u64,
+}
+
+impl Samples {
+    pub const CAP: usize = 16;
+
+    pub fn add(&mut self, value: &str) {
+        if self.values.contains(value) {
+            return;
+        }
+        if self.values.len() < Self::CAP {
+            self.values.insert(value.to_string());
+        } else {
+            self.more += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: Samples) {
+        self.more += other.more;
+        for v in other.values {
+            self.add(&v);
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.values.iter().cloned().collect()
+    }
+}
+
+/// One distinct (principal, action, outcome) in a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub principal: Principal,
+    pub action: Action,
+    pub outcome: Outcome,
+    pub count: u64,
+    pub first_time: Timestamp,
+    pub last_time: Timestamp,
+    pub regions: Samples,
+    pub source_ips: Samples,
+    pub user_agents: Samples,
+    pub error_codes: Samples,
+    pub event_ids: Samples,
+    /// `readOnly` of the calls, when CloudTrail said.
+    pub read_only: Option<bool>,
+}
+
+impl Activity {
+    /// Folds another row for the same key into this one.
+    pub fn merge(&mut self, other: Activity) {
+        self.count += other.count;
+        self.first_time = self.first_time.min(other.first_time);
+        self.last_time = self.last_time.max(other.last_time);
+        self.regions.merge(other.regions);
+        self.source_ips.merge(other.source_ips);
+        self.user_agents.merge(other.user_agents);
+        self.error_codes.merge(other.error_codes);
+        self.event_ids.merge(other.event_ids);
+        self.read_only = match (self.read_only, other.read_only) {
+            (Some(a), Some(b)) => Some(a && b),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// How the rows of a batch were read: what was opened, skipped and why. Every record either
+/// lands in a row or in one of these counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReport {
+    /// Objects found for the account, in or out of the window.
+    pub objects_listed: u64,
+    /// Objects opened and read.
+    pub objects_read: u64,
+    /// Objects not opened because their delivery time is outside the window.
+    pub objects_outside_window: u64,
+    /// Digest and Insight objects recognised and skipped.
+    pub objects_not_events: u64,
+    /// Files that are not CloudTrail logs at all (by name: `.html`, `.csv`, ...).
+    pub files_not_logs: u64,
+    /// Objects that failed to read, by path, with the reason. Records read before the failure
+    /// are kept.
+    pub objects_bad: BTreeMap<String, String>,
+    pub bytes_read: u64,
+    pub records: u64,
+    /// Records already seen in this run (same eventID).
+    pub records_duplicate: u64,
+    /// Records of files without a delivery time whose eventTime is outside the window.
+    pub records_outside_window: u64,
+    /// Records of other accounts in files without an account in their name.
+    pub records_other_account: u64,
+    /// Records that could not be decoded, by reason.
+    pub records_bad: BTreeMap<String, u64>,
+    /// Records with no principal, by reason.
+    pub records_no_principal: BTreeMap<String, u64>,
+}
+
+impl ScanReport {
+    pub fn merge(&mut self, other: ScanReport) {
+        self.objects_listed += other.objects_listed;
+        self.objects_read += other.objects_read;
+        self.objects_outside_window += other.objects_outside_window;
+        self.objects_not_events += other.objects_not_events;
+        self.files_not_logs += other.files_not_logs;
+        self.objects_bad.extend(other.objects_bad);
+        self.bytes_read += other.bytes_read;
+        self.records += other.records;
+        self.records_duplicate += other.records_duplicate;
+        self.records_outside_window += other.records_outside_window;
+        self.records_other_account += other.records_other_account;
+        for (k, v) in other.records_bad {
+            *self.records_bad.entry(k).or_default() += v;
+        }
+        for (k, v) in other.records_no_principal {
+            *self.records_no_principal.entry(k).or_default() += v;
+        }
+    }
+
+    /// Records that became activity.
+    pub fn records_used(&self) -> u64 {
+        let lost: u64 = self.records_bad.values().sum::<u64>()
+            + self.records_no_principal.values().sum::<u64>()
+            + self.records_duplicate
+            + self.records_outside_window
+            + self.records_other_account;
+        self.records.saturating_sub(lost)
+    }
+}
+
+/// The activity of one account in one window.
+#[derive(Clone, Debug)]
+pub struct ActivityBatch {
+    pub account: AccountId,
+    pub window: Window,
+    pub rows: Vec<Activity>,
+    pub report: ScanReport,
+}
