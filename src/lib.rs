@@ -3,8 +3,12 @@
 //! The modules follow the data path (see DESIGN.md): `muster` → `hunt` → `source`, `detect` →
 //! `baseline`, `alert`, `window`, `config` → `cloudtrail`.
 
-pub mod cloudtrail;
 pub mod alert;
 pub mod baseline;
+pub mod cloudtrail;
+pub mod config;
+pub mod detect;
+pub mod hunt;
+pub mod muster;
 pub mod source;
 pub mod window;

@@ -1,1 +1,8 @@
-fn main(){}
+//! The command line: parses flags, wires the parts, prints, and turns the outcome into an exit
+//! code. Everything it wires lives in the library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -109,7 +109,10 @@ mod tests {
     fn first_run_covers_the_lookback_up_to_the_settled_minute() {
         let plan = Plan::new(t("2024-03-01T12:34:56Z"), Span::minutes(10), Span::hours(2));
         let w = plan.windows(Cursor::default());
-        assert_eq!(w, vec![Window::new(t("2024-03-01T10:24:00Z"), t("2024-03-01T12:24:00Z")).unwrap()]);
+        assert_eq!(
+            w,
+            vec![Window::new(t("2024-03-01T10:24:00Z"), t("2024-03-01T12:24:00Z")).unwrap()]
+        );
     }
 
     #[test]
@@ -133,8 +136,14 @@ mod tests {
             pending_end: Some(t("2024-03-01T13:00:00Z")),
         };
         let w = plan.windows(cursor);
-        assert_eq!(w[0], Window::new(t("2024-03-01T12:00:00Z"), t("2024-03-01T13:00:00Z")).unwrap());
-        assert_eq!(w[1], Window::new(t("2024-03-01T13:00:00Z"), t("2024-03-01T15:00:00Z")).unwrap());
+        assert_eq!(
+            w[0],
+            Window::new(t("2024-03-01T12:00:00Z"), t("2024-03-01T13:00:00Z")).unwrap()
+        );
+        assert_eq!(
+            w[1],
+            Window::new(t("2024-03-01T13:00:00Z"), t("2024-03-01T15:00:00Z")).unwrap()
+        );
     }
 
     #[test]
@@ -152,7 +161,11 @@ mod tests {
             now = now.saturating_add(Span::seconds(step));
         }
         for pair in covered.windows(2) {
-            assert_eq!(pair[0].end, pair[1].start, "gap or overlap between {} and {}", pair[0], pair[1]);
+            assert_eq!(
+                pair[0].end, pair[1].start,
+                "gap or overlap between {} and {}",
+                pair[0], pair[1]
+            );
         }
         assert!(covered.iter().all(|w| w.length() <= Span::days(1)));
     }

@@ -15,6 +15,10 @@ pub enum FindingKind {
     NewAction,
     /// A principal was refused an action it has not been refused (nor done) before.
     NewDeniedAction,
+    /// A principal attempted an action it has not done before and the call failed with an
+    /// error other than a refusal (`TrailNotFoundException` for a `StopLogging`, say): it was
+    /// allowed to try, which matters as much as succeeding.
+    NewFailedAction,
     /// A principal appeared in an account that already has history.
     NewPrincipal,
     /// An account could not be hunted.
@@ -26,6 +30,7 @@ impl FindingKind {
         match self {
             FindingKind::NewAction => "new-action",
             FindingKind::NewDeniedAction => "new-denied-action",
+            FindingKind::NewFailedAction => "new-failed-action",
             FindingKind::NewPrincipal => "new-principal",
             FindingKind::HuntFailed => "hunt-failed",
         }

@@ -1,8 +1,14 @@
 //! Findings and every way they leave: open this folder to see each sink.
 
 pub mod finding;
+pub mod jsonl;
+pub mod terminal;
+#[cfg(test)]
+mod testing;
 
 pub use finding::{finding_id, Finding, FindingKind, Level, PrincipalRef, Reason, Severity};
+pub use jsonl::JsonlSink;
+pub use terminal::{render_table, TableOptions, TerminalSink};
 
 use async_trait::async_trait;
 
@@ -22,4 +28,19 @@ pub trait Sink: Send + Sync {
 
     /// Delivers a batch, all of it or an error. The batch is sorted by severity, highest first.
     async fn deliver(&self, findings: &[Finding]) -> Result<(), SinkError>;
+}
+
+/// Turns an I/O failure of a local sink into a [`SinkError`]. A reader that went away (a closed
+/// pipe, as when the output is piped into `head`) is named as such: the findings stay pending,
+/// and nothing is wrong with trailhound.
+pub(crate) fn io_failure(target: &str, step: &str, err: &std::io::Error) -> SinkError {
+    let reason = if err.kind() == std::io::ErrorKind::BrokenPipe {
+        format!("{step}: the reader closed the pipe; the findings stay pending for this sink")
+    } else {
+        format!("{step}: {err}")
+    };
+    SinkError::Write {
+        target: target.to_string(),
+        reason,
+    }
 }

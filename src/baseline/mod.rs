@@ -18,7 +18,11 @@ pub enum StoreError {
     #[error("the state store at {path} cannot be opened: {reason}")]
     Open { path: String, reason: String },
     #[error("the state store at {path} was written by a newer trailhound (schema {found}, this one knows up to {known}); upgrade trailhound")]
-    NewerSchema { path: String, found: i64, known: i64 },
+    NewerSchema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("state store query failed: {0}")]
     Query(String),
     #[error("a stored finding is unreadable ({id}): {reason}")]

@@ -153,7 +153,13 @@ mod tests {
     #[test]
     fn account_ids_are_twelve_digits() {
         assert!(AccountId::parse("123456789012").is_ok());
-        for bad in ["12345678901", "1234567890123", "12345678901a", "' OR 1=1 --", ""] {
+        for bad in [
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "' OR 1=1 --",
+            "",
+        ] {
             assert!(AccountId::parse(bad).is_err(), "{bad}");
         }
     }
@@ -172,7 +178,10 @@ mod tests {
         let a = Action::parse_short("iam:CreateAccessKey").unwrap();
         assert_eq!(a.source, "iam.amazonaws.com");
         assert_eq!(a.to_string(), "iam:CreateAccessKey");
-        assert_eq!(Action::parse_short("iam.amazonaws.com:CreateAccessKey"), Some(a));
+        assert_eq!(
+            Action::parse_short("iam.amazonaws.com:CreateAccessKey"),
+            Some(a)
+        );
         assert!(Action::parse_short("CreateAccessKey").is_none());
     }
 }

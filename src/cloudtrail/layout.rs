@@ -64,15 +64,28 @@ pub fn is_non_event_folder(path: &str) -> bool {
 }
 
 /// The S3 key prefix of one account's logs for one region and day, as CloudTrail writes it.
-pub fn day_prefix(org: Option<&str>, account: &AccountId, region: &Region, day: Timestamp) -> String {
+pub fn day_prefix(
+    org: Option<&str>,
+    account: &AccountId,
+    region: &Region,
+    day: Timestamp,
+) -> String {
     let (y, m, d) = day.date();
     let org = org.map(|o| format!("{o}/")).unwrap_or_default();
     format!("AWSLogs/{org}{account}/CloudTrail/{region}/{y:04}/{m:02}/{d:02}/")
 }
 
 /// The object name CloudTrail gives a log file delivered at `delivered`.
-pub fn object_file_name(account: &AccountId, region: &Region, delivered: Timestamp, rand: &str) -> String {
-    format!("{account}_CloudTrail_{region}_{}_{rand}.json.gz", delivered.compact())
+pub fn object_file_name(
+    account: &AccountId,
+    region: &Region,
+    delivered: Timestamp,
+    rand: &str,
+) -> String {
+    format!(
+        "{account}_CloudTrail_{region}_{}_{rand}.json.gz",
+        delivered.compact()
+    )
 }
 
 #[cfg(test)]
@@ -81,8 +94,10 @@ mod tests {
 
     #[test]
     fn log_names_give_account_region_and_delivery_minute() {
-        let n = parse_object_name("218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json")
-            .unwrap();
+        let n = parse_object_name(
+            "218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json",
+        )
+        .unwrap();
         assert_eq!(n.account.as_str(), "218007301253");
         assert_eq!(n.region.as_str(), "us-east-1");
         assert_eq!(n.delivered.to_string(), "2023-07-10T11:45:00Z");
@@ -96,15 +111,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.kind, ObjectKind::Digest);
-        let i = parse_object_name("111122223333_CloudTrail-Insight_eu-west-1_20231001T1200Z_abc.json.gz")
-            .unwrap();
+        let i = parse_object_name(
+            "111122223333_CloudTrail-Insight_eu-west-1_20231001T1200Z_abc.json.gz",
+        )
+        .unwrap();
         assert_eq!(i.kind, ObjectKind::Insight);
-        assert!(is_non_event_folder("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/x.json.gz"));
+        assert!(is_non_event_folder(
+            "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/x.json.gz"
+        ));
     }
 
     #[test]
     fn other_names_are_not_cloudtrail_objects() {
-        for name in ["CreateUser.json.cloudtrail", "index.html", "1234_CloudTrail_us-east-1_x_y.json"] {
+        for name in [
+            "CreateUser.json.cloudtrail",
+            "index.html",
+            "1234_CloudTrail_us-east-1_x_y.json",
+        ] {
             assert!(parse_object_name(name).is_none(), "{name}");
         }
     }

@@ -47,9 +47,14 @@ impl Outcome {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Outcome::Success, Outcome::Denied, Outcome::Throttled, Outcome::Failed]
-            .into_iter()
-            .find(|o| o.name() == text)
+        [
+            Outcome::Success,
+            Outcome::Denied,
+            Outcome::Throttled,
+            Outcome::Failed,
+        ]
+        .into_iter()
+        .find(|o| o.name() == text)
     }
 }
 
@@ -61,7 +66,10 @@ mod tests {
     fn error_codes_are_classed() {
         assert_eq!(Outcome::of(None), Outcome::Success);
         assert_eq!(Outcome::of(Some("AccessDenied")), Outcome::Denied);
-        assert_eq!(Outcome::of(Some("Client.UnauthorizedOperation")), Outcome::Denied);
+        assert_eq!(
+            Outcome::of(Some("Client.UnauthorizedOperation")),
+            Outcome::Denied
+        );
         assert_eq!(Outcome::of(Some("ThrottlingException")), Outcome::Throttled);
         assert_eq!(Outcome::of(Some("NoSuchBucket")), Outcome::Failed);
     }

@@ -108,7 +108,9 @@ impl NoPrincipal {
     pub fn reason(self) -> &'static str {
         match self {
             NoPrincipal::MissingIdentity => "record has no userIdentity",
-            NoPrincipal::EmptyIdentity => "userIdentity names no one (no arn, principalId or invokedBy)",
+            NoPrincipal::EmptyIdentity => {
+                "userIdentity names no one (no arn, principalId or invokedBy)"
+            }
         }
     }
 }
@@ -306,8 +308,8 @@ mod tests {
 
     #[test]
     fn service_events_without_type_are_the_service() {
-        let p = principal(r#"{"accountId":"111122223333","invokedBy":"ec2.amazonaws.com"}"#)
-            .unwrap();
+        let p =
+            principal(r#"{"accountId":"111122223333","invokedBy":"ec2.amazonaws.com"}"#).unwrap();
         assert_eq!(p.kind, IdentityType::AWSService);
         assert_eq!(p.key, "service:ec2.amazonaws.com");
     }
@@ -336,12 +338,18 @@ mod tests {
                 "onBehalfOf":{"userId":"u-1","identityStoreArn":"arn:aws:identitystore::1:identitystore/d-1"}}"#,
         )
         .unwrap();
-        assert_eq!(p.key, "identity-center:arn:aws:identitystore::1:identitystore/d-1:u-1");
+        assert_eq!(
+            p.key,
+            "identity-center:arn:aws:identitystore::1:identitystore/d-1:u-1"
+        );
     }
 
     #[test]
     fn nothing_to_name_is_a_counted_reason() {
-        assert_eq!(principal(r#"{"type":"IAMUser"}"#), Err(NoPrincipal::EmptyIdentity));
+        assert_eq!(
+            principal(r#"{"type":"IAMUser"}"#),
+            Err(NoPrincipal::EmptyIdentity)
+        );
         assert_eq!(principal("null"), Err(NoPrincipal::MissingIdentity));
     }
 }

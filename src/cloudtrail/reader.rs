@@ -22,7 +22,9 @@ pub enum ReadError {
     TooLarge,
     #[error("not JSON: {0}")]
     NotJson(String),
-    #[error("JSON, but not CloudTrail records (expected {{\"Records\":[...]}}, an array or JSON lines)")]
+    #[error(
+        "JSON, but not CloudTrail records (expected {{\"Records\":[...]}}, an array or JSON lines)"
+    )]
     NotRecords,
 }
 
@@ -97,7 +99,9 @@ fn split_text(text: &str) -> Split<'_> {
                         Err(_) => return not_records(records),
                     },
                     Some(b'{') => match serde_json::from_str::<Envelope>(raw) {
-                        Ok(Envelope { records: Some(items) }) => records.extend(items),
+                        Ok(Envelope {
+                            records: Some(items),
+                        }) => records.extend(items),
                         // A lone record, or one line of JSON lines.
                         Ok(Envelope { records: None }) => records.push(value),
                         Err(_) => return not_records(records),
@@ -131,8 +135,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    const R1: &str = r#"{"eventTime":"2023-07-10T11:42:36Z","eventSource":"s3.amazonaws.com","eventName":"A"}"#;
-    const R2: &str = r#"{"eventTime":"2023-07-10T11:42:37Z","eventSource":"s3.amazonaws.com","eventName":"B"}"#;
+    const R1: &str =
+        r#"{"eventTime":"2023-07-10T11:42:36Z","eventSource":"s3.amazonaws.com","eventName":"A"}"#;
+    const R2: &str =
+        r#"{"eventTime":"2023-07-10T11:42:37Z","eventSource":"s3.amazonaws.com","eventName":"B"}"#;
 
     fn names(bytes: &[u8]) -> (usize, bool) {
         let s = split_records(bytes);
@@ -141,7 +147,10 @@ mod tests {
 
     #[test]
     fn all_shapes_yield_their_records() {
-        assert_eq!(names(format!(r#"{{"Records":[{R1},{R2}]}}"#).as_bytes()), (2, false));
+        assert_eq!(
+            names(format!(r#"{{"Records":[{R1},{R2}]}}"#).as_bytes()),
+            (2, false)
+        );
         assert_eq!(names(format!("[{R1},{R2}]").as_bytes()), (2, false));
         assert_eq!(names(format!("{R1}\n{R2}\n").as_bytes()), (2, false));
         assert_eq!(names(R1.as_bytes()), (1, false));
@@ -165,7 +174,10 @@ mod tests {
         enc.write_all(R1.as_bytes()).unwrap();
         let gz = enc.finish().unwrap();
         assert_eq!(decompress(gz.clone()).unwrap(), R1.as_bytes());
-        assert!(matches!(decompress(gz[..gz.len() / 2].to_vec()), Err(ReadError::Gzip(_))));
+        assert!(matches!(
+            decompress(gz[..gz.len() / 2].to_vec()),
+            Err(ReadError::Gzip(_))
+        ));
         assert!(decompress(vec![0x1f, 0x8b, 1, 2, 3]).is_err());
     }
 }

@@ -311,8 +311,8 @@ mod tests {
 
     #[test]
     fn missing_event_name_is_a_reason() {
-        let e = Record::parse(r#"{"eventTime":"2023-07-10T11:42:36Z","eventSource":"x"}"#)
-            .unwrap_err();
+        let e =
+            Record::parse(r#"{"eventTime":"2023-07-10T11:42:36Z","eventSource":"x"}"#).unwrap_err();
         assert_eq!(e, "missing field `eventName`");
     }
 

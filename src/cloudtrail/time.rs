@@ -171,7 +171,11 @@ impl Timestamp {
     pub fn compact(self) -> String {
         let (y, m, d) = self.date();
         let secs = self.0.rem_euclid(86_400);
-        format!("{y:04}{m:02}{d:02}T{:02}{:02}Z", secs / 3600, secs % 3600 / 60)
+        format!(
+            "{y:04}{m:02}{d:02}T{:02}{:02}Z",
+            secs / 3600,
+            secs % 3600 / 60
+        )
     }
 
     pub fn saturating_add(self, span: Span) -> Self {
@@ -330,12 +334,21 @@ mod tests {
         let z = Timestamp::parse("2024-02-29T23:00:00Z").unwrap();
         assert_eq!(Timestamp::parse("2024-02-29T23:00:00.123Z").unwrap(), z);
         assert_eq!(Timestamp::parse("2024-03-01T01:00:00+02:00").unwrap(), z);
-        assert_eq!(Timestamp::parse("2024-02-29").unwrap().to_string(), "2024-02-29T00:00:00Z");
+        assert_eq!(
+            Timestamp::parse("2024-02-29").unwrap().to_string(),
+            "2024-02-29T00:00:00Z"
+        );
     }
 
     #[test]
     fn impossible_dates_are_rejected() {
-        for bad in ["2023-02-29T00:00:00Z", "2023-13-01T00:00:00Z", "2023-07-10T24:00:00Z", "x", ""] {
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2023-13-01T00:00:00Z",
+            "2023-07-10T24:00:00Z",
+            "x",
+            "",
+        ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad}");
         }
     }

@@ -83,12 +83,13 @@ impl Activity {
 /// lands in a row or in one of these counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanReport {
-    /// Objects found for the account, in or out of the window.
+    /// Objects found in the source (counted once per run, not per window).
+    pub objects_found: u64,
+    /// Objects whose delivery time lies in the hunted windows (or that have no delivery time
+    /// and were read whole): the only ones opened.
     pub objects_listed: u64,
     /// Objects opened and read.
     pub objects_read: u64,
-    /// Objects not opened because their delivery time is outside the window.
-    pub objects_outside_window: u64,
     /// Digest and Insight objects recognised and skipped.
     pub objects_not_events: u64,
     /// Files that are not CloudTrail logs at all (by name: `.html`, `.csv`, ...).
@@ -112,9 +113,9 @@ pub struct ScanReport {
 
 impl ScanReport {
     pub fn merge(&mut self, other: ScanReport) {
+        self.objects_found += other.objects_found;
         self.objects_listed += other.objects_listed;
         self.objects_read += other.objects_read;
-        self.objects_outside_window += other.objects_outside_window;
         self.objects_not_events += other.objects_not_events;
         self.files_not_logs += other.files_not_logs;
         self.objects_bad.extend(other.objects_bad);

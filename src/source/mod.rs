@@ -32,5 +32,9 @@ pub trait ActivitySource: Send + Sync {
 
     /// The distinct activity of `account` in objects delivered within `window`. Problems with
     /// single objects or records are counted in the batch's report, not returned as errors.
-    async fn activity(&self, account: &AccountId, window: &Window) -> Result<ActivityBatch, SourceError>;
+    async fn activity(
+        &self,
+        account: &AccountId,
+        window: &Window,
+    ) -> Result<ActivityBatch, SourceError>;
 }

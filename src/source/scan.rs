@@ -1,0 +1,550 @@
+//! The direct scan: reads CloudTrail objects from a folder and folds them into Activity rows.
+//!
+//! The folder is walked once when the source is opened. Objects named as CloudTrail names them
+//! are indexed by account and delivery minute, so a window opens only the objects delivered in
+//! it. Other log files (published datasets, exports) carry no delivery time: they are read
+//! whole and their records windowed by eventTime, attributed to the account in the record.
+//!
+//! Objects are read on all cores, one object per worker at a time, so memory is bounded by
+//! the worker count times the largest object plus the distinct rows of the window.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::activity::{Activity, ActivityBatch, Samples, ScanReport};
+use super::{ActivitySource, SourceError};
+use crate::cloudtrail::layout::{is_non_event_folder, parse_object_name, ObjectKind};
+use crate::cloudtrail::reader::{decompress, split_records};
+use crate::cloudtrail::{AccountId, Action, Outcome, Principal, Record, Timestamp};
+use crate::window::Window;
+
+/// An object named by CloudTrail: its delivery minute is known without opening it.
+#[derive(Clone, Debug)]
+struct NamedObject {
+    path: PathBuf,
+    delivered: Timestamp,
+}
+
+/// A file without a CloudTrail name, with the accounts its records belong to.
+#[derive(Clone, Debug)]
+struct LooseFile {
+    path: PathBuf,
+    accounts: BTreeSet<AccountId>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    named: BTreeMap<AccountId, Vec<NamedObject>>,
+    loose: Vec<LooseFile>,
+    /// Digest and Insight objects.
+    not_events: u64,
+    /// Files that are not logs by their name.
+    not_logs: u64,
+    /// Paths that could not be walked or indexed, with the reason.
+    unreadable: BTreeMap<String, String>,
+}
+
+/// Reads a local folder of CloudTrail logs.
+pub struct FolderSource {
+    root: PathBuf,
+    index: Arc<Index>,
+    workers: usize,
+    progress: Option<indicatif::ProgressBar>,
+    /// Counted once, in the first batch, so a summary over all batches counts them once.
+    walk_report_taken: Mutex<bool>,
+}
+
+fn looks_like_log(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        ".json",
+        ".json.gz",
+        ".gz",
+        ".jsonl",
+        ".ndjson",
+        ".cloudtrail",
+        ".jsonl.gz",
+    ]
+    .iter()
+    .any(|ext| lower.ends_with(ext))
+}
+
+impl FolderSource {
+    /// Walks `root` and indexes what it holds. Files without a CloudTrail name are opened once
+    /// here to learn which accounts their records belong to.
+    pub fn open(root: &Path) -> Result<Self, SourceError> {
+        let meta = std::fs::metadata(root).map_err(|source| SourceError::Folder {
+            path: root.display().to_string(),
+            source,
+        })?;
+        let mut index = Index::default();
+        let mut loose = Vec::new();
+        if meta.is_file() {
+            classify(root, &mut index, &mut loose);
+        } else {
+            walk(root, &mut index, &mut loose);
+        }
+        for list in index.named.values_mut() {
+            list.sort_by(|a, b| (a.delivered, &a.path).cmp(&(b.delivered, &b.path)));
+        }
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        index.loose = accounts_of_loose_files(loose, workers, &mut index.unreadable);
+        Ok(FolderSource {
+            root: root.to_path_buf(),
+            index: Arc::new(index),
+            workers,
+            progress: None,
+            walk_report_taken: Mutex::new(false),
+        })
+    }
+
+    /// Shows progress (objects read) on this bar while scanning.
+    pub fn with_progress(mut self, bar: indicatif::ProgressBar) -> Self {
+        self.progress = Some(bar);
+        self
+    }
+
+    pub fn progress(&self) -> Option<&indicatif::ProgressBar> {
+        self.progress.as_ref()
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The range of delivery minutes of the account's named objects, if it has any.
+    pub fn delivery_span(&self, account: &AccountId) -> Option<(Timestamp, Timestamp)> {
+        let list = self.index.named.get(account)?;
+        Some((list.first()?.delivered, list.last()?.delivered))
+    }
+
+    /// Objects of the account delivered within the window.
+    fn select(&self, account: &AccountId, window: &Window) -> Vec<(PathBuf, bool)> {
+        let mut chosen = Vec::new();
+        if let Some(list) = self.index.named.get(account) {
+            // The list is sorted by delivery time: find the window's slice by binary search.
+            let from = list.partition_point(|o| o.delivered < window.start);
+            let to = list.partition_point(|o| o.delivered < window.end);
+            chosen.extend(list[from..to].iter().map(|o| (o.path.clone(), true)));
+        }
+        for f in &self.index.loose {
+            if f.accounts.contains(account) {
+                chosen.push((f.path.clone(), false));
+            }
+        }
+        chosen
+    }
+}
+
+fn walk(root: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
+    // Directories are followed by their real path once, so a symlink loop ends.
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let real = match std::fs::canonicalize(&dir) {
+            Ok(r) => r,
+            Err(e) => {
+                index
+                    .unreadable
+                    .insert(dir.display().to_string(), e.to_string());
+                continue;
+            }
+        };
+        if !seen.insert(real) {
+            continue;
+        }
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                index
+                    .unreadable
+                    .insert(dir.display().to_string(), e.to_string());
+                continue;
+            }
+        };
+        let mut names: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) => names.push(e.path()),
+                Err(e) => {
+                    index
+                        .unreadable
+                        .insert(dir.display().to_string(), e.to_string());
+                }
+            }
+        }
+        names.sort();
+        for path in names {
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) if m.is_file() => classify(&path, index, loose),
+                Ok(_) => index.not_logs += 1,
+                Err(e) => {
+                    index
+                        .unreadable
+                        .insert(path.display().to_string(), e.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn classify(path: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if is_non_event_folder(&path.to_string_lossy()) {
+        index.not_events += 1;
+        return;
+    }
+    match parse_object_name(&name) {
+        Some(o) if o.kind == ObjectKind::Log => {
+            index.named.entry(o.account).or_default().push(NamedObject {
+                path: path.to_path_buf(),
+                delivered: o.delivered,
+            })
+        }
+        Some(_) => index.not_events += 1,
+        None if looks_like_log(&name) => loose.push(path.to_path_buf()),
+        None => index.not_logs += 1,
+    }
+}
+
+/// The account a record of a loose file belongs to.
+fn record_account(r: &Record<'_>) -> Option<AccountId> {
+    let from_identity = r.user_identity.0.as_ref().and_then(|u| u.account_id.get());
+    r.recipient_account_id
+        .get()
+        .or(from_identity)
+        .and_then(|a| AccountId::parse(a).ok())
+}
+
+fn accounts_of_loose_files(
+    files: Vec<PathBuf>,
+    workers: usize,
+    unreadable: &mut BTreeMap<String, String>,
+) -> Vec<LooseFile> {
+    let results = parallel_map(&files, workers, |path| {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let bytes = decompress(bytes).map_err(|e| e.to_string())?;
+        let split = split_records(&bytes);
+        let accounts: BTreeSet<AccountId> = split
+            .records
+            .iter()
+            .filter_map(|raw| Record::parse(raw.get()).ok())
+            .filter_map(|r| record_account(&r))
+            .collect();
+        Ok::<_, String>(accounts)
+    });
+    let mut out = Vec::new();
+    for (path, result) in files.into_iter().zip(results) {
+        match result {
+            // Files that fail here are still scanned under no account, so the failure is
+            // reported once in the summary of the first batch.
+            Ok(accounts) if !accounts.is_empty() => out.push(LooseFile { path, accounts }),
+            Ok(_) => {
+                unreadable.insert(
+                    path.display().to_string(),
+                    "no record names an account (recipientAccountId or userIdentity.accountId)"
+                        .into(),
+                );
+            }
+            Err(reason) => {
+                unreadable.insert(path.display().to_string(), reason);
+            }
+        }
+    }
+    out
+}
+
+/// Runs `f` over `items` on `workers` threads, results in input order.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1).min(items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().ok().flatten())
+        .collect()
+}
+
+type RowKey = (String, String, String, Outcome);
+
+/// What one worker accumulates.
+#[derive(Default)]
+struct Partial {
+    rows: HashMap<RowKey, Activity>,
+    report: ScanReport,
+}
+
+fn event_key(id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// Reads one object into `part`. Records before a break in the object are kept.
+fn scan_object(
+    path: &Path,
+    named: bool,
+    account: &AccountId,
+    window: &Window,
+    seen: &Mutex<HashSet<u64>>,
+    part: &mut Partial,
+) {
+    let shown = path.display().to_string();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            part.report
+                .objects_bad
+                .insert(shown, format!("cannot read: {e}"));
+            return;
+        }
+    };
+    part.report.objects_read += 1;
+    part.report.bytes_read += bytes.len() as u64;
+    let bytes = match decompress(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            part.report.objects_bad.insert(shown, e.to_string());
+            return;
+        }
+    };
+    let split = split_records(&bytes);
+    if let Some(e) = &split.error {
+        let kept = split.records.len();
+        part.report
+            .objects_bad
+            .insert(shown, format!("{e} (kept the {kept} records before it)"));
+    }
+    let mut parsed = Vec::with_capacity(split.records.len());
+    for raw in &split.records {
+        part.report.records += 1;
+        match Record::parse(raw.get()) {
+            Ok(r) => parsed.push(r),
+            Err(reason) => *part.report.records_bad.entry(reason).or_default() += 1,
+        }
+    }
+    // Deduplicate by eventID across the whole scan: one lock per object, not per record.
+    let keys: Vec<Option<u64>> = parsed
+        .iter()
+        .map(|r| r.event_id.get().map(event_key))
+        .collect();
+    let fresh: Vec<bool> = match seen.lock() {
+        Ok(mut set) => keys
+            .iter()
+            .map(|k| k.is_none_or(|k| set.insert(k)))
+            .collect(),
+        Err(_) => vec![true; keys.len()],
+    };
+    for (record, is_new) in parsed.iter().zip(fresh) {
+        if !is_new {
+            part.report.records_duplicate += 1;
+            continue;
+        }
+        if !named {
+            if record_account(record).as_ref() != Some(account) {
+                part.report.records_other_account += 1;
+                continue;
+            }
+            if !window.contains(record.event_time) {
+                part.report.records_outside_window += 1;
+                continue;
+            }
+        }
+        fold_record(record, account, part);
+    }
+}
+
+fn fold_record(r: &Record<'_>, account: &AccountId, part: &mut Partial) {
+    let principal = match Principal::of(r, account.as_str()) {
+        Ok(p) => p,
+        Err(why) => {
+            *part
+                .report
+                .records_no_principal
+                .entry(why.reason().to_string())
+                .or_default() += 1;
+            return;
+        }
+    };
+    let outcome = Outcome::of(r.error_code.get());
+    let key = (
+        principal.key.clone(),
+        r.event_source.to_string(),
+        r.event_name.to_string(),
+        outcome,
+    );
+    let row = part.rows.entry(key).or_insert_with(|| Activity {
+        action: Action::new(&r.event_source, &r.event_name),
+        principal,
+        outcome,
+        count: 0,
+        first_time: r.event_time,
+        last_time: r.event_time,
+        regions: Samples::default(),
+        source_ips: Samples::default(),
+        user_agents: Samples::default(),
+        error_codes: Samples::default(),
+        event_ids: Samples::default(),
+        read_only: None,
+    });
+    row.count += 1;
+    row.first_time = row.first_time.min(r.event_time);
+    row.last_time = row.last_time.max(r.event_time);
+    if let Some(v) = r.aws_region.get() {
+        row.regions.add(v);
+    }
+    if let Some(v) = r.source_ip.get() {
+        row.source_ips.add(v);
+    }
+    if let Some(v) = r.user_agent.get() {
+        row.user_agents.add(v);
+    }
+    if let Some(v) = r.error_code.get() {
+        row.error_codes.add(v);
+    }
+    if let Some(v) = r.event_id.get() {
+        row.event_ids.add(v);
+    }
+    if let Some(ro) = r.read_only.0 {
+        row.read_only = Some(row.read_only.unwrap_or(true) && ro);
+    }
+}
+
+/// Scans the chosen objects on `workers` threads and merges what they found.
+fn scan(
+    objects: &[(PathBuf, bool)],
+    account: &AccountId,
+    window: &Window,
+    workers: usize,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Partial {
+    let next = AtomicUsize::new(0);
+    let seen = Mutex::new(HashSet::new());
+    let partials: Vec<Partial> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.max(1).min(objects.len().max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut part = Partial::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((path, named)) = objects.get(i) else {
+                            break;
+                        };
+                        scan_object(path, *named, account, window, &seen, &mut part);
+                        if let Some(bar) = progress {
+                            bar.inc(1);
+                        }
+                    }
+                    part
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    let mut p = Partial::default();
+                    p.report
+                        .objects_bad
+                        .insert("(scan worker)".into(), "a scan worker panicked".into());
+                    p
+                })
+            })
+            .collect()
+    });
+    let mut total = Partial::default();
+    for part in partials {
+        total.report.merge(part.report);
+        for (k, row) in part.rows {
+            match total.rows.entry(k) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(row),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(row);
+                }
+            }
+        }
+    }
+    total
+}
+
+#[async_trait]
+impl ActivitySource for FolderSource {
+    async fn accounts(&self) -> Result<Vec<AccountId>, SourceError> {
+        let mut all: BTreeSet<AccountId> = self.index.named.keys().cloned().collect();
+        for f in &self.index.loose {
+            all.extend(f.accounts.iter().cloned());
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    async fn activity(
+        &self,
+        account: &AccountId,
+        window: &Window,
+    ) -> Result<ActivityBatch, SourceError> {
+        let objects = self.select(account, window);
+        let listed = objects.len() as u64;
+        if let Some(bar) = &self.progress {
+            bar.inc_length(objects.len() as u64);
+        }
+        let account_c = account.clone();
+        let window_c = *window;
+        let workers = self.workers;
+        let progress = self.progress.clone();
+        let part = tokio::task::spawn_blocking(move || {
+            scan(&objects, &account_c, &window_c, workers, progress.as_ref())
+        })
+        .await
+        .map_err(|e| SourceError::Scan(e.to_string()))?;
+
+        let mut report = part.report;
+        report.objects_listed = listed;
+        // Walk-level counts belong to the whole folder: report them with the first batch.
+        if let Ok(mut taken) = self.walk_report_taken.lock() {
+            if !*taken {
+                *taken = true;
+                let named: usize = self.index.named.values().map(Vec::len).sum();
+                report.objects_found += (named + self.index.loose.len()) as u64;
+                report.objects_not_events += self.index.not_events;
+                report.files_not_logs += self.index.not_logs;
+                for (p, r) in &self.index.unreadable {
+                    report.objects_bad.insert(p.clone(), r.clone());
+                }
+            }
+        }
+        let mut rows: Vec<Activity> = part.rows.into_values().collect();
+        rows.sort_by(|a, b| {
+            (&a.principal.key, &a.action, a.outcome).cmp(&(&b.principal.key, &b.action, b.outcome))
+        });
+        Ok(ActivityBatch {
+            account: account.clone(),
+            window: *window,
+            rows,
+            report,
+        })
+    }
+}

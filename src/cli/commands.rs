@@ -1,0 +1,278 @@
+//! What each command does, wired from the library's parts.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use trailhound::alert::{Finding, JsonlSink, Sink, TerminalSink};
+use trailhound::baseline::sqlite::SqliteStore;
+use trailhound::baseline::BaselineStore;
+use trailhound::cloudtrail::{AccountId, Span, Timestamp};
+use trailhound::config::Config;
+use trailhound::detect::Mode;
+use trailhound::hunt::{Hunter, Period};
+use trailhound::muster::{self, RunResult};
+use trailhound::source::scan::FolderSource;
+use trailhound::source::ActivitySource;
+use trailhound::window::{Plan, Window};
+
+use super::{Cli, Command, Format, LogsArgs, OutputArgs};
+
+pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
+    let config = Arc::new(load_config(cli.config.as_deref())?);
+    match &cli.command {
+        Command::Hunt {
+            logs,
+            output,
+            from,
+            until,
+        } => {
+            let period = match (from, until) {
+                (Some(f), Some(u)) => Period::Fixed(window(*f, *u)?),
+                _ => Period::Scheduled,
+            };
+            let store = open_store(&cli.state)?;
+            let result = run(cli, &config, store, logs, period, Mode::Hunt, output).await?;
+            Ok(exit_code(&result, output))
+        }
+        Command::Learn {
+            logs,
+            days,
+            from,
+            until,
+        } => {
+            let period = match (days, from, until) {
+                (_, Some(f), Some(u)) => window(*f, *u)?,
+                (Some(d), _, _) => {
+                    let settled =
+                        Plan::new(Timestamp::now(), config.hunt.settle, config.hunt.lookback)
+                            .settled;
+                    window(settled.saturating_sub(Span::days(i64::from(*d))), settled)?
+                }
+                _ => bail!("learn needs a period: --days N, or --from TIME --until TIME"),
+            };
+            let store = open_store(&cli.state)?;
+            let quiet_output = OutputArgs {
+                format: Some(Format::Jsonl),
+                out: None,
+                fail_on: None,
+            };
+            let result = run(
+                cli,
+                &config,
+                store,
+                logs,
+                Period::Fixed(period),
+                Mode::Learn,
+                &quiet_output,
+            )
+            .await?;
+            Ok(exit_code(&result, &quiet_output))
+        }
+        Command::Deliver { output } => {
+            let store = open_store(&cli.state)?;
+            let sinks = build_sinks(output)?;
+            let (delivered, failures) = muster::deliver(&store, &sinks).await;
+            if !cli.quiet {
+                for (sink, n) in &delivered {
+                    eprintln!("delivered {n} pending findings to {sink}");
+                }
+            }
+            for (sink, reason) in &failures {
+                eprintln!("trailhound: delivery to {sink} failed: {reason}");
+            }
+            Ok(if failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Muster { logs } => {
+            let source = open_source(&logs.logs, true)?;
+            let accounts = select_accounts(&source, logs).await?;
+            let list: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
+            println!("{}", serde_json::to_string(&list)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Baseline => {
+            let store = open_store(&cli.state)?;
+            let s = store.stats().await?;
+            println!("state file:  {}", cli.state.display());
+            println!("accounts:    {}", s.accounts);
+            println!("principals:  {}", s.principals);
+            println!("behaviours:  {} ({} expired)", s.pairs, s.pairs_expired);
+            println!(
+                "findings:    {} ({} pending, {} delivered)",
+                s.findings, s.findings_pending, s.findings_delivered
+            );
+            for sink in &s.sinks {
+                println!(
+                    "  sink {}: {} pending, {} delivered",
+                    sink.sink, sink.pending, sink.delivered
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { .. } => bail!("demo pending"),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn window(from: Timestamp, until: Timestamp) -> Result<Window> {
+    Window::new(from, until)
+        .with_context(|| format!("--from {from} must be before --until {until}"))
+}
+
+pub fn open_store(path: &Path) -> Result<SqliteStore> {
+    SqliteStore::open(path).with_context(|| format!("opening the state file {}", path.display()))
+}
+
+pub fn open_source(logs: &Path, quiet: bool) -> Result<FolderSource> {
+    if !logs.exists() {
+        bail!(
+            "the logs folder {} does not exist; sync your trail first (aws s3 sync s3://BUCKET/AWSLogs ./AWSLogs) or pass --logs DIR",
+            logs.display()
+        );
+    }
+    let source = FolderSource::open(logs)
+        .with_context(|| format!("reading the logs folder {}", logs.display()))?;
+    if quiet || !std::io::stderr().is_terminal() {
+        return Ok(source);
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} objects read, {elapsed} {wide_bar}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Ok(source.with_progress(bar))
+}
+
+async fn select_accounts(source: &FolderSource, logs: &LogsArgs) -> Result<Vec<AccountId>> {
+    let found = source.accounts().await?;
+    if logs.accounts.is_empty() {
+        if found.is_empty() {
+            bail!(
+                "no CloudTrail logs found under {} (looked for *_CloudTrail_*.json.gz objects and JSON log files)",
+                source.root().display()
+            );
+        }
+        return Ok(found);
+    }
+    let mut chosen = Vec::new();
+    for text in &logs.accounts {
+        let id = AccountId::parse(text)?;
+        if !found.contains(&id) {
+            bail!("account {id} has no logs under {}", source.root().display());
+        }
+        chosen.push(id);
+    }
+    Ok(chosen)
+}
+
+pub fn build_sinks(output: &OutputArgs) -> Result<Vec<Box<dyn Sink>>> {
+    let stdout_is_terminal = std::io::stdout().is_terminal();
+    let format = output.format.unwrap_or(if stdout_is_terminal {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let mut sinks: Vec<Box<dyn Sink>> = vec![match format {
+        Format::Table => Box::new(TerminalSink::stdout(stdout_is_terminal)),
+        Format::Jsonl => Box::new(JsonlSink::stdout()),
+    }];
+    if let Some(path) = &output.out {
+        sinks.push(Box::new(JsonlSink::file(path)?));
+    }
+    Ok(sinks)
+}
+
+/// A run over the accounts of a logs folder.
+pub async fn run(
+    cli: &Cli,
+    config: &Arc<Config>,
+    store: SqliteStore,
+    logs: &LogsArgs,
+    period: Period,
+    mode: Mode,
+    output: &OutputArgs,
+) -> Result<RunResult> {
+    let source = open_source(&logs.logs, cli.quiet)?;
+    let accounts = select_accounts(&source, logs).await?;
+    let sinks = if mode == Mode::Learn {
+        Vec::new()
+    } else {
+        build_sinks(output)?
+    };
+    run_with(
+        cli,
+        config,
+        Arc::new(store),
+        Arc::new(source),
+        accounts,
+        period,
+        mode,
+        &sinks,
+        logs.concurrency,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with(
+    cli: &Cli,
+    config: &Arc<Config>,
+    store: Arc<dyn BaselineStore>,
+    source: Arc<FolderSource>,
+    accounts: Vec<AccountId>,
+    period: Period,
+    mode: Mode,
+    sinks: &[Box<dyn Sink>],
+    concurrency: usize,
+) -> Result<RunResult> {
+    let hunter = Hunter {
+        config: config.clone(),
+        store,
+        source: source.clone(),
+        sinks: sinks.iter().map(|s| s.name()).collect(),
+        now: Timestamp::now(),
+    };
+    let result = muster::run(&hunter, accounts, period, mode, concurrency, sinks).await?;
+    if let Some(bar) = source.progress() {
+        bar.finish_and_clear();
+    }
+    if !cli.quiet {
+        eprint!("{}", result.summary.render());
+    }
+    for (sink, reason) in &result.sink_failures {
+        eprintln!("trailhound: delivery to {sink} failed, its findings stay pending (run `trailhound deliver`): {reason}");
+    }
+    Ok(result)
+}
+
+pub fn exit_code(result: &RunResult, output: &OutputArgs) -> ExitCode {
+    if result.failed() {
+        return ExitCode::from(2);
+    }
+    let fail = output.fail_on.is_some_and(|level| {
+        result
+            .findings
+            .iter()
+            .any(|f: &Finding| f.severity.level >= level)
+    });
+    if fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

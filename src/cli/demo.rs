@@ -1,0 +1,134 @@
+//! `trailhound demo`: a synthetic organisation with injected attacks, learned and hunted
+//! exactly as real logs would be, then a note of where the injected attacks ranked.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use trailhound::alert::Finding;
+use trailhound::cloudtrail::{Span, Timestamp};
+use trailhound::config::Config;
+use trailhound::demo::{generate, DemoManifest, DemoOptions};
+use trailhound::detect::Mode;
+use trailhound::hunt::Period;
+use trailhound::source::ActivitySource;
+use trailhound::window::Window;
+
+use super::commands::{build_sinks, exit_code, open_source, open_store, run_with};
+use super::{Cli, OutputArgs};
+
+/// Whether a finding is about one of the injected attacks.
+fn injected(manifest: &DemoManifest, f: &Finding) -> Option<&'static str> {
+    manifest
+        .injected
+        .iter()
+        .find(|a| {
+            a.account == f.account
+                && a.principal_key == f.principal.key
+                && (f.action.as_ref().is_some_and(|x| a.actions.contains(x))
+                    || f.event_ids.iter().any(|e| a.event_ids.contains(e)))
+        })
+        .map(|a| a.name)
+}
+
+pub async fn run(cli: &Cli, config: &Arc<Config>, keep: Option<&Path>, seed: u64, days: u32, output: &OutputArgs) -> Result<ExitCode> {
+    let (dir, remove_after) = match keep {
+        Some(d) => (d.to_path_buf(), false),
+        None => {
+            let unique = format!(
+                "trailhound-demo-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            );
+            (std::env::temp_dir().join(unique), true)
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating the demo folder {}", dir.display()))?;
+    let result = run_in(cli, config, &dir, seed, days, output).await;
+    if remove_after {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else if !cli.quiet {
+        eprintln!(
+            "demo logs and state kept in {} (hunt them again with --logs {}/AWSLogs --state {}/trailhound.db)",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        );
+    }
+    result
+}
+
+async fn run_in(cli: &Cli, config: &Arc<Config>, dir: &Path, seed: u64, days: u32, output: &OutputArgs) -> Result<ExitCode> {
+    let end = Timestamp::now().floor_to(Span::hours(1));
+    let options = DemoOptions { seed, days, end };
+    if !cli.quiet {
+        eprintln!("generating a synthetic organisation: {days} days of routine, then one hour with injected attacks ...");
+    }
+    let root = dir.to_path_buf();
+    let manifest = tokio::task::spawn_blocking(move || generate(&root, &options))
+        .await
+        .context("the demo generator stopped")?
+        .context("writing the demo logs")?;
+    if !cli.quiet {
+        eprintln!(
+            "wrote {} objects ({} records, {:.1} MB gzip) for {} accounts under {}",
+            manifest.objects,
+            manifest.records,
+            manifest.bytes_compressed as f64 / 1e6,
+            manifest.accounts.len(),
+            manifest.logs_root.display()
+        );
+    }
+
+    let store = Arc::new(open_store(&dir.join("trailhound.db"))?);
+    let source = Arc::new(open_source(&manifest.logs_root, cli.quiet)?);
+    let accounts = source.accounts().await?;
+    let history = Window::new(manifest.history.0, manifest.history.1).context("empty demo history")?;
+    let hunt = Window::new(manifest.hunt.0, manifest.hunt.1).context("empty demo hunt window")?;
+
+    if !cli.quiet {
+        eprintln!("\nlearning {history} ...");
+    }
+    run_with(cli, config, store.clone(), source.clone(), accounts.clone(), Period::Fixed(history), Mode::Learn, &[], 2).await?;
+
+    if !cli.quiet {
+        eprintln!("\nhunting {hunt} ...");
+    }
+    let sinks = build_sinks(output)?;
+    let result = run_with(cli, config, store, source, accounts, Period::Fixed(hunt), Mode::Hunt, &sinks, 2).await?;
+
+    if !cli.quiet {
+        let ranks: Vec<(usize, &'static str)> = result
+            .findings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| injected(&manifest, f).map(|name| (i + 1, name)))
+            .collect();
+        let first_background = result.findings.iter().position(|f| injected(&manifest, f).is_none());
+        let mut attacks_found: Vec<&str> = ranks.iter().map(|(_, n)| *n).collect();
+        attacks_found.sort();
+        attacks_found.dedup();
+        eprintln!(
+            "\ndemo: {} findings; {} of them are the injected attacks ({} of {} attacks found); the highest background finding ranks #{}",
+            result.findings.len(),
+            ranks.len(),
+            attacks_found.len(),
+            manifest.injected.len(),
+            first_background.map_or("-".to_string(), |i| (i + 1).to_string())
+        );
+        for attack in &manifest.injected {
+            let found = ranks.iter().filter(|(_, n)| *n == attack.name).map(|(r, _)| format!("#{r}")).collect::<Vec<_>>();
+            eprintln!(
+                "  {:<36} {}",
+                attack.name,
+                if found.is_empty() { "NOT FOUND".to_string() } else { format!("ranks {}", found.join(", ")) }
+            );
+        }
+    }
+    Ok(exit_code(&result, output))
+}

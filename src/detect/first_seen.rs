@@ -1,0 +1,642 @@
+//! First-seen detection: which rows of a window are behaviour the baseline does not hold, what
+//! the baseline must learn from the window, and the findings that follow.
+//!
+//! The baseline holds, per principal, its successful actions (`success`), the actions it was
+//! refused (`denied`, remembered only so one refusal is reported once) and its context
+//! (`svc:` services, `net:` source networks, `ua:` client families, under `context`). All of
+//! them expire after the TTL unless seen again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::alert::{finding_id, Finding, FindingKind, PrincipalRef};
+use crate::baseline::{
+    BaselineStore, Commit, PairKey, PairState, PairWrite, PrincipalState, StoreError,
+};
+use crate::cloudtrail::{AccountId, Action, IdentityType, Outcome, Principal, Timestamp};
+use crate::config::Config;
+use crate::source::{Activity, ActivityBatch};
+
+use super::context::{client_family, network};
+use super::severity::{Facts, Grader};
+
+/// Whether a window is hunted (findings) or only learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Hunt,
+    Learn,
+}
+
+/// Counts of what detection decided, for the run summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DetectStats {
+    /// Distinct principals hunted.
+    pub principals: u64,
+    /// Distinct principals not hunted, by why.
+    pub ignored: BTreeMap<String, u64>,
+    /// Calls that failed for reasons other than a refusal (throttled, invalid, not found):
+    /// neither learned nor alerted.
+    pub failed_calls: u64,
+    /// New behaviours of principals younger than `min_principal_age`, learned without a finding.
+    pub young_suppressed: u64,
+    /// Behaviours written to the baseline for the first time.
+    pub pairs_learned: u64,
+    /// Known behaviours whose expiry was pushed out.
+    pub pairs_refreshed: u64,
+}
+
+impl DetectStats {
+    pub fn merge(&mut self, o: DetectStats) {
+        self.principals += o.principals;
+        for (k, v) in o.ignored {
+            *self.ignored.entry(k).or_default() += v;
+        }
+        self.failed_calls += o.failed_calls;
+        self.young_suppressed += o.young_suppressed;
+        self.pairs_learned += o.pairs_learned;
+        self.pairs_refreshed += o.pairs_refreshed;
+    }
+}
+
+/// What a window yields: findings to stage and baseline writes to commit.
+pub struct Detection {
+    pub findings: Vec<Finding>,
+    pub commit: Commit,
+    pub stats: DetectStats,
+}
+
+pub struct Detector<'c> {
+    config: &'c Config,
+    grader: Grader,
+}
+
+const SUCCESS: &str = "success";
+const DENIED: &str = "denied";
+const FAILED: &str = "failed";
+const CONTEXT: &str = "context";
+
+/// The baseline's outcome class of a row: throttled rows never reach the baseline.
+fn outcome_class(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success => SUCCESS,
+        Outcome::Denied => DENIED,
+        Outcome::Failed | Outcome::Throttled => FAILED,
+    }
+}
+
+fn key(principal: &str, action: String, outcome: &str) -> PairKey {
+    PairKey {
+        principal: principal.to_string(),
+        action,
+        outcome: outcome.to_string(),
+    }
+}
+
+/// When a (first, last, count) was seen in the window, for writing a pair.
+#[derive(Clone, Copy)]
+struct Seen {
+    first: Timestamp,
+    last: Timestamp,
+    count: u64,
+}
+
+impl Seen {
+    fn of(row: &Activity) -> Self {
+        Seen {
+            first: row.first_time,
+            last: row.last_time,
+            count: row.count,
+        }
+    }
+    fn merge(&mut self, o: Seen) {
+        self.first = self.first.min(o.first);
+        self.last = self.last.max(o.last);
+        self.count += o.count;
+    }
+}
+
+/// The context of one principal in the window.
+#[derive(Default)]
+struct PrincipalContext {
+    /// `svc:`, `net:` and `ua:` keys with when they were seen (successful calls only).
+    seen: BTreeMap<String, Seen>,
+    /// Networks and clients of the principal's earliest calls in the window: its home when the
+    /// baseline knows none.
+    earliest: Option<Timestamp>,
+    home: BTreeSet<String>,
+}
+
+impl<'c> Detector<'c> {
+    pub fn new(config: &'c Config) -> Self {
+        Detector {
+            config,
+            grader: Grader::new(config),
+        }
+    }
+
+    pub fn grader(&self) -> &Grader {
+        &self.grader
+    }
+
+    /// Why a row is not hunted, if it is not.
+    fn ignored(&self, row: &Activity) -> Option<&'static str> {
+        let ig = &self.config.ignore;
+        let p = &row.principal;
+        if ig.aws_services && p.kind == IdentityType::AWSService {
+            return Some("AWS service");
+        }
+        if ig.service_linked_roles && p.service_linked {
+            return Some("service-linked role");
+        }
+        let arn = p.arn.as_deref().unwrap_or("");
+        if ig
+            .principals
+            .iter()
+            .any(|g| g.matches(&p.key) || g.matches(arn))
+        {
+            return Some("ignored principal (config)");
+        }
+        let short = row.action.short();
+        if ig.actions.iter().any(|g| g.matches(&short)) {
+            return Some("ignored action (config)");
+        }
+        let agents = &row.user_agents.values;
+        if !ig.user_agents.is_empty()
+            && !agents.is_empty()
+            && agents
+                .iter()
+                .all(|ua| ig.user_agents.iter().any(|g| g.matches(ua)))
+        {
+            return Some("ignored user agent (config)");
+        }
+        None
+    }
+
+    fn always_alert(&self, principal: &Principal, action: &Action) -> Option<String> {
+        let aa = &self.config.always_alert;
+        if aa.root && principal.kind == IdentityType::Root {
+            return Some("activity of the account's root user".into());
+        }
+        let short = action.short();
+        aa.actions
+            .iter()
+            .find(|g| g.matches(&short))
+            .map(|g| format!("{short} is on the always-alert list ({})", g.as_str()))
+    }
+
+    fn context_keys(&self, row: &Activity) -> Vec<String> {
+        let h = &self.config.hunt;
+        let mut keys = vec![format!("svc:{}", row.action.source)];
+        for ip in &row.source_ips.values {
+            if let Some(net) = network(ip, h.ipv4_prefix, h.ipv6_prefix) {
+                keys.push(format!("net:{net}"));
+            }
+        }
+        for ua in &row.user_agents.values {
+            if let Some(family) = client_family(ua) {
+                keys.push(format!("ua:{family}"));
+            }
+        }
+        keys
+    }
+
+    /// Decides what the window means against the baseline.
+    pub async fn detect(
+        &self,
+        store: &dyn BaselineStore,
+        batch: &ActivityBatch,
+        mode: Mode,
+        now: Timestamp,
+    ) -> Result<Detection, StoreError> {
+        let account = &batch.account;
+        let window = batch.window;
+        let hunt = &self.config.hunt;
+        let mut stats = DetectStats::default();
+
+        // 1. What is hunted at all.
+        let mut ignored_principals: BTreeMap<&'static str, BTreeSet<&str>> = BTreeMap::new();
+        let mut rows: Vec<&Activity> = Vec::new();
+        for row in &batch.rows {
+            if let Some(why) = self.ignored(row) {
+                ignored_principals
+                    .entry(why)
+                    .or_default()
+                    .insert(&row.principal.key);
+            } else if row.outcome == Outcome::Throttled {
+                stats.failed_calls += row.count;
+            } else {
+                rows.push(row);
+            }
+        }
+        for (why, set) in ignored_principals {
+            stats.ignored.insert(why.to_string(), set.len() as u64);
+        }
+
+        // 2. Context per principal, from its successful calls.
+        let mut contexts: BTreeMap<&str, PrincipalContext> = BTreeMap::new();
+        for row in &rows {
+            let ctx = contexts.entry(&row.principal.key).or_default();
+            if row.outcome != Outcome::Success {
+                continue;
+            }
+            let keys = self.context_keys(row);
+            for k in &keys {
+                ctx.seen
+                    .entry(k.clone())
+                    .and_modify(|s| s.merge(Seen::of(row)))
+                    .or_insert(Seen::of(row));
+            }
+            let home: Vec<String> = keys
+                .into_iter()
+                .filter(|k| !k.starts_with("svc:"))
+                .collect();
+            match ctx.earliest {
+                Some(t) if t < row.first_time => {}
+                Some(t) if t == row.first_time => ctx.home.extend(home),
+                _ => {
+                    ctx.earliest = Some(row.first_time);
+                    ctx.home = home.into_iter().collect();
+                }
+            }
+        }
+        stats.principals = contexts.len() as u64;
+
+        // 3. One lookup for everything the window touches.
+        let mut keys: BTreeSet<PairKey> = BTreeSet::new();
+        for row in &rows {
+            let p = &row.principal.key;
+            keys.insert(key(p, row.action.key(), SUCCESS));
+            if row.outcome != Outcome::Success {
+                keys.insert(key(p, row.action.key(), outcome_class(row.outcome)));
+            }
+        }
+        for (p, ctx) in &contexts {
+            for k in ctx.seen.keys() {
+                keys.insert(key(p, k.clone(), CONTEXT));
+            }
+        }
+        let keys: Vec<PairKey> = keys.into_iter().collect();
+        let known = store.known_pairs(account, &keys, window.end).await?;
+        let principal_keys: Vec<String> = contexts.keys().map(|k| k.to_string()).collect();
+        let known_principals = store.known_principals(account, &principal_keys).await?;
+        let account_since = store.account_since(account).await?;
+
+        // Networks and clients the baseline knows per principal, and whether it knows any.
+        let mut known_context: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        for k in known.keys().filter(|k| k.outcome == CONTEXT) {
+            known_context
+                .entry(k.principal.as_str())
+                .or_default()
+                .insert(k.action.as_str());
+        }
+
+        // 4. Baseline writes.
+        let mut commit = Commit {
+            watermark: Some(window.end),
+            ..Commit::default()
+        };
+        let ttl = hunt.baseline_ttl;
+        let refresh = hunt.ttl_refresh;
+        let mut write = |k: PairKey, seen: Seen, stats: &mut DetectStats| match known.get(&k) {
+            None => {
+                stats.pairs_learned += 1;
+                commit.pairs.push(PairWrite {
+                    key: k,
+                    state: PairState {
+                        first_seen: seen.first,
+                        last_seen: seen.last,
+                        count: seen.count,
+                        expires: seen.last.saturating_add(ttl),
+                    },
+                });
+            }
+            Some(old) if old.last_seen.saturating_add(refresh) <= seen.last => {
+                stats.pairs_refreshed += 1;
+                commit.pairs.push(PairWrite {
+                    key: k,
+                    state: PairState {
+                        first_seen: old.first_seen.min(seen.first),
+                        last_seen: seen.last,
+                        count: old.count + seen.count,
+                        expires: seen.last.saturating_add(ttl),
+                    },
+                });
+            }
+            Some(_) => {}
+        };
+        for row in &rows {
+            let p = &row.principal.key;
+            write(
+                key(p, row.action.key(), outcome_class(row.outcome)),
+                Seen::of(row),
+                &mut stats,
+            );
+        }
+        for (p, ctx) in &contexts {
+            for (k, seen) in &ctx.seen {
+                write(key(p, k.clone(), CONTEXT), *seen, &mut stats);
+            }
+        }
+        for (p, _) in &contexts {
+            if known_principals.contains_key(*p) {
+                continue;
+            }
+            let mine = rows.iter().filter(|r| r.principal.key == *p);
+            let first = mine
+                .clone()
+                .map(|r| r.first_time)
+                .min()
+                .unwrap_or(window.start);
+            let kind = mine
+                .map(|r| r.principal.kind)
+                .next()
+                .unwrap_or(IdentityType::Unknown);
+            commit.principals.push((
+                p.to_string(),
+                PrincipalState {
+                    first_seen: first,
+                    kind,
+                },
+            ));
+        }
+
+        if mode == Mode::Learn {
+            return Ok(Detection {
+                findings: Vec::new(),
+                commit,
+                stats,
+            });
+        }
+
+        // 5. Findings.
+        let is_new = |row: &Activity| -> Option<FindingKind> {
+            let p = &row.principal.key;
+            let succeeded_before = known.contains_key(&key(p, row.action.key(), SUCCESS));
+            match row.outcome {
+                Outcome::Success if !succeeded_before => Some(FindingKind::NewAction),
+                Outcome::Denied
+                    if !succeeded_before
+                        && !known.contains_key(&key(p, row.action.key(), DENIED)) =>
+                {
+                    Some(FindingKind::NewDeniedAction)
+                }
+                Outcome::Failed
+                    if !succeeded_before
+                        && !known.contains_key(&key(p, row.action.key(), FAILED)) =>
+                {
+                    Some(FindingKind::NewFailedAction)
+                }
+                _ => None,
+            }
+        };
+        let mut new_counts: HashMap<(&str, FindingKind), u32> = HashMap::new();
+        for row in &rows {
+            if let Some(kind) = is_new(row) {
+                *new_counts
+                    .entry((row.principal.key.as_str(), kind))
+                    .or_default() += 1;
+            }
+        }
+        let first_seen_of = |p: &str| -> Timestamp {
+            known_principals
+                .get(p)
+                .map(|s| s.first_seen)
+                .or_else(|| {
+                    commit
+                        .principals
+                        .iter()
+                        .find(|(k, _)| k == p)
+                        .map(|(_, s)| s.first_seen)
+                })
+                .unwrap_or(window.start)
+        };
+        // The reference for ages is the data's time, not the wall clock, so replays of old
+        // logs grade as they would have live.
+        let principal_age = |p: &str| window.end.since(first_seen_of(p));
+
+        let mut findings = Vec::new();
+        for row in &rows {
+            let Some(kind) = is_new(row) else { continue };
+            let p = row.principal.key.as_str();
+            let always = self.always_alert(&row.principal, &row.action);
+            if principal_age(p) < hunt.min_principal_age && always.is_none() {
+                stats.young_suppressed += 1;
+                continue;
+            }
+            let ctx = contexts.get(p);
+            let baseline_context = known_context.get(p);
+            let knows_context = |k: &str| -> bool {
+                match baseline_context {
+                    // The baseline knows this principal's context: compare with it.
+                    Some(set) if set.iter().any(|c| !c.starts_with("svc:")) => set.contains(k),
+                    // Otherwise its earliest calls in this window are its home.
+                    _ => ctx.is_some_and(|c| c.home.contains(k)),
+                }
+            };
+            let row_context = self.context_keys(row);
+            let new_network = row_context
+                .iter()
+                .filter(|k| k.starts_with("net:"))
+                .find(|k| !knows_context(k))
+                .map(|k| k["net:".len()..].to_string());
+            let new_client = row_context
+                .iter()
+                .filter(|k| k.starts_with("ua:"))
+                .find(|k| !knows_context(k))
+                .map(|k| k["ua:".len()..].to_string());
+            // A principal with no history at all has every service new; say so only when it
+            // had history.
+            let had_history = known_principals.contains_key(p);
+            let new_service = had_history
+                && !baseline_context
+                    .is_some_and(|s| s.contains(format!("svc:{}", row.action.source).as_str()));
+            let facts = Facts {
+                kind: Some(kind),
+                identity: Some(row.principal.kind),
+                action: Some(row.action.clone()),
+                new_service,
+                new_actions: new_counts
+                    .get(&(p, FindingKind::NewAction))
+                    .copied()
+                    .unwrap_or(0),
+                new_denied: new_counts
+                    .get(&(p, FindingKind::NewDeniedAction))
+                    .copied()
+                    .unwrap_or(0),
+                read_only: row.read_only == Some(true),
+                always_alert: always,
+                new_network,
+                new_client,
+            };
+            let facts = Facts {
+                new_actions: if kind == FindingKind::NewAction {
+                    facts.new_actions
+                } else {
+                    0
+                },
+                ..facts
+            };
+            findings.push(self.finding_for_row(account, row, kind, &facts, &window, now));
+        }
+
+        // A principal appearing in an account with enough history.
+        let history_needed = window.start.saturating_sub(hunt.account_min_history);
+        if account_since.is_some_and(|since| since <= history_needed) {
+            for (p, state) in &commit.principals {
+                let mine: Vec<&Activity> = rows
+                    .iter()
+                    .copied()
+                    .filter(|r| &r.principal.key == p)
+                    .collect();
+                if let Some(f) = self.new_principal_finding(account, &mine, state, &window, now) {
+                    findings.push(f);
+                }
+            }
+        }
+        findings.sort_by(|a, b| {
+            b.severity
+                .score
+                .cmp(&a.severity.score)
+                .then(a.first_seen.cmp(&b.first_seen))
+        });
+        Ok(Detection {
+            findings,
+            commit,
+            stats,
+        })
+    }
+
+    fn finding_for_row(
+        &self,
+        account: &AccountId,
+        row: &Activity,
+        kind: FindingKind,
+        facts: &Facts,
+        window: &crate::window::Window,
+        now: Timestamp,
+    ) -> Finding {
+        let p = &row.principal;
+        let first_time = row.first_time.to_string();
+        let id = finding_id(&[
+            kind.name(),
+            account.as_str(),
+            &p.key,
+            &row.action.key(),
+            &first_time,
+        ]);
+        let verb = match kind {
+            FindingKind::NewDeniedAction => "was refused",
+            FindingKind::NewFailedAction => "tried (and failed)",
+            _ => "called",
+        };
+        let title = format!(
+            "{} {} {verb} {} for the first time",
+            p.kind,
+            p.display_name(),
+            row.action
+        );
+        Finding {
+            id,
+            kind,
+            title,
+            account: account.clone(),
+            principal: PrincipalRef {
+                arn: p.arn.clone(),
+                kind: p.kind,
+                key: p.key.clone(),
+            },
+            action: Some(row.action.short()),
+            event_source: Some(row.action.source.clone()),
+            event_name: Some(row.action.name.clone()),
+            severity: self.grader.grade(facts),
+            first_seen: row.first_time,
+            last_seen: row.last_time,
+            count: row.count,
+            source_ips: row.source_ips.to_vec(),
+            user_agents: row.user_agents.to_vec(),
+            regions: row.regions.to_vec(),
+            error_codes: row.error_codes.to_vec(),
+            event_ids: row.event_ids.values.iter().take(5).cloned().collect(),
+            window_start: window.start,
+            window_end: window.end,
+            detected_at: now,
+        }
+    }
+
+    fn new_principal_finding(
+        &self,
+        account: &AccountId,
+        rows: &[&Activity],
+        state: &PrincipalState,
+        window: &crate::window::Window,
+        now: Timestamp,
+    ) -> Option<Finding> {
+        let first = rows.first()?;
+        let p = &first.principal;
+        // Graded by the most severe thing it did.
+        let worst = rows.iter().max_by_key(|r| {
+            (
+                self.grader.tactic_weight(&r.action),
+                std::cmp::Reverse(r.first_time),
+            )
+        })?;
+        let always = rows.iter().find_map(|r| self.always_alert(p, &r.action));
+        let facts = Facts {
+            kind: Some(FindingKind::NewPrincipal),
+            identity: Some(p.kind),
+            action: Some(worst.action.clone()),
+            always_alert: always,
+            ..Facts::default()
+        };
+        let mut actions: Vec<String> = rows.iter().map(|r| r.action.short()).collect();
+        actions.dedup();
+        let shown: Vec<&str> = actions.iter().take(4).map(String::as_str).collect();
+        let more = actions.len().saturating_sub(shown.len());
+        let title = format!(
+            "new {} {} appeared: {}{}",
+            p.kind,
+            p.display_name(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        let mut merged = (*first).clone();
+        for r in &rows[1..] {
+            merged.merge((*r).clone());
+        }
+        let first_time = state.first_seen.to_string();
+        Some(Finding {
+            id: finding_id(&[
+                FindingKind::NewPrincipal.name(),
+                account.as_str(),
+                &p.key,
+                &first_time,
+            ]),
+            kind: FindingKind::NewPrincipal,
+            title,
+            account: account.clone(),
+            principal: PrincipalRef {
+                arn: p.arn.clone(),
+                kind: p.kind,
+                key: p.key.clone(),
+            },
+            action: Some(worst.action.short()),
+            event_source: Some(worst.action.source.clone()),
+            event_name: Some(worst.action.name.clone()),
+            severity: self.grader.grade(&facts),
+            first_seen: merged.first_time,
+            last_seen: merged.last_time,
+            count: merged.count,
+            source_ips: merged.source_ips.to_vec(),
+            user_agents: merged.user_agents.to_vec(),
+            regions: merged.regions.to_vec(),
+            error_codes: merged.error_codes.to_vec(),
+            event_ids: merged.event_ids.values.iter().take(5).cloned().collect(),
+            window_start: window.start,
+            window_end: window.end,
+            detected_at: now,
+        })
+    }
+}

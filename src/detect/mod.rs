@@ -1,0 +1,8 @@
+//! Detection: first-seen behaviour against the baseline, and the grading of what is found.
+
+pub mod context;
+pub mod first_seen;
+pub mod severity;
+pub mod tactics;
+
+pub use first_seen::{DetectStats, Detection, Detector, Mode};

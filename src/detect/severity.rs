@@ -1,0 +1,267 @@
+//! Grading: a score from 0 to 100 and a level, as the sum of named, weighted factors. Every
+//! factor that applied is kept as a reason, so an analyst can see why a finding ranks where
+//! it does and a team can tune the weights in the config file.
+
+use crate::alert::{FindingKind, Level, Reason, Severity};
+use crate::cloudtrail::{Action, IdentityType};
+use crate::config::{Config, SeverityConfig};
+
+use super::tactics::Tactics;
+
+/// The facts about a finding that severity depends on.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub kind: Option<FindingKind>,
+    pub identity: Option<IdentityType>,
+    /// The action graded (for a new principal: its most severe action).
+    pub action: Option<Action>,
+    /// The principal never used this service before.
+    pub new_service: bool,
+    /// New actions of the same principal in the window, this one included.
+    pub new_actions: u32,
+    /// New denied actions of the same principal in the window, this one included.
+    pub new_denied: u32,
+    pub read_only: bool,
+    /// Why the finding is always alerted, if it is.
+    pub always_alert: Option<String>,
+    /// A network the principal had not used (`203.0.113.0/24`).
+    pub new_network: Option<String>,
+    /// A client family the principal had not used (`aws-cli`).
+    pub new_client: Option<String>,
+}
+
+pub struct Grader {
+    weights: SeverityConfig,
+    tactics: Tactics,
+}
+
+impl Grader {
+    pub fn new(config: &Config) -> Self {
+        Grader {
+            weights: config.severity.clone(),
+            tactics: Tactics::new(&config.tactics),
+        }
+    }
+
+    pub fn tactic_of(&self, action: &Action) -> &str {
+        self.tactics.of(action).0
+    }
+
+    /// The weight of an action's tactic class.
+    pub fn tactic_weight(&self, action: &Action) -> i32 {
+        let tactic = self.tactics.of(action).0;
+        self.weights.tactic.get(tactic).copied().unwrap_or(0)
+    }
+
+    pub fn level_of(&self, score: i32) -> Level {
+        let l = &self.weights.levels;
+        match score {
+            s if s >= l.critical => Level::Critical,
+            s if s >= l.high => Level::High,
+            s if s >= l.medium => Level::Medium,
+            s if s >= l.low => Level::Low,
+            _ => Level::Informational,
+        }
+    }
+
+    pub fn grade(&self, f: &Facts) -> Severity {
+        let w = &self.weights;
+        let mut reasons: Vec<Reason> = Vec::new();
+        let mut add = |factor: &str, weight: i32, detail: String| {
+            if weight != 0 {
+                reasons.push(Reason {
+                    factor: factor.to_string(),
+                    weight,
+                    detail,
+                });
+            }
+        };
+        if let Some(t) = f.identity {
+            let base = w.identity.get(t.name()).copied().unwrap_or(0);
+            add("identity-type", base, format!("{t} principal"));
+        }
+        let kind = f.kind.unwrap_or(FindingKind::NewAction);
+        if kind == FindingKind::NewPrincipal {
+            add(
+                "new-principal",
+                w.new_principal,
+                "first activity of this principal in an account with history".into(),
+            );
+        }
+        if let Some(a) = &f.action {
+            let (tactic, listed) = self.tactics.of(a);
+            let mut weight = w.tactic.get(tactic).copied().unwrap_or(0);
+            // A refused call did not achieve its tactic; it counts for half.
+            if kind == FindingKind::NewDeniedAction {
+                weight /= 2;
+            }
+            let source = if listed { "tactic table" } else { "verb" };
+            add(
+                &format!("tactic:{tactic}"),
+                weight,
+                format!("{a} is {tactic} ({source})"),
+            );
+        }
+        if f.new_service {
+            if let Some(a) = &f.action {
+                add(
+                    "new-service",
+                    w.new_service,
+                    format!("first use of {} by this principal", a.service()),
+                );
+            }
+        }
+        if f.new_actions > 1 {
+            let extra = (f.new_actions as i32 - 1)
+                .saturating_mul(w.per_new_action)
+                .min(w.new_actions_cap);
+            add(
+                "new-actions-in-window",
+                extra,
+                format!(
+                    "{} new actions by this principal in the window",
+                    f.new_actions
+                ),
+            );
+        }
+        if f.read_only && kind != FindingKind::NewPrincipal {
+            add("read-only", w.read_only, "the calls were read-only".into());
+        }
+        if let Some(why) = &f.always_alert {
+            add("always-alert", w.always_alert, why.clone());
+        }
+        if let Some(net) = &f.new_network {
+            add(
+                "new-network",
+                w.new_network,
+                format!("called from {net}, a network this principal had not used"),
+            );
+        }
+        if let Some(client) = &f.new_client {
+            add(
+                "new-client",
+                w.new_client,
+                format!("called with {client}, a client this principal had not used"),
+            );
+        }
+        if f.new_network.is_some() && f.new_client.is_some() {
+            add(
+                "new-network-and-client",
+                w.new_network_and_client,
+                "a new network and a new client together: credentials used away from their usual place".into(),
+            );
+        }
+        if kind == FindingKind::NewDeniedAction {
+            add("denied", w.denied, "the call was refused".into());
+            if f.new_denied >= w.denied_burst_min {
+                add(
+                    "denied-burst",
+                    w.denied_burst,
+                    format!(
+                        "{} new denied actions by this principal in the window",
+                        f.new_denied
+                    ),
+                );
+            }
+        }
+        let score = reasons.iter().map(|r| r.weight).sum::<i32>().clamp(0, 100);
+        Severity {
+            score: score as u8,
+            level: self.level_of(score),
+            reasons,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grader() -> Grader {
+        Grader::new(&Config::default())
+    }
+
+    #[test]
+    fn every_factor_is_a_named_reason_and_the_score_is_their_sum() {
+        let s = grader().grade(&Facts {
+            kind: Some(FindingKind::NewAction),
+            identity: Some(IdentityType::AssumedRole),
+            action: Action::parse_short("sts:GetCallerIdentity"),
+            new_service: true,
+            new_actions: 3,
+            read_only: true,
+            new_network: Some("192.168.10.0/24".into()),
+            new_client: Some("aws-cli".into()),
+            ..Facts::default()
+        });
+        let sum: i32 = s.reasons.iter().map(|r| r.weight).sum();
+        assert_eq!(i32::from(s.score), sum);
+        let names: Vec<_> = s.reasons.iter().map(|r| r.factor.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "identity-type",
+                "tactic:discovery",
+                "new-service",
+                "new-actions-in-window",
+                "read-only",
+                "new-network",
+                "new-client",
+                "new-network-and-client"
+            ]
+        );
+    }
+
+    #[test]
+    fn stopping_cloudtrail_outranks_reading_a_bucket_list() {
+        let g = grader();
+        let stop = g.grade(&Facts {
+            identity: Some(IdentityType::IAMUser),
+            action: Action::parse_short("cloudtrail:StopLogging"),
+            always_alert: Some("sensitive action".into()),
+            ..Facts::default()
+        });
+        let list = g.grade(&Facts {
+            identity: Some(IdentityType::IAMUser),
+            action: Action::parse_short("s3:ListBuckets"),
+            read_only: true,
+            ..Facts::default()
+        });
+        assert!(stop.score > list.score);
+        assert!(stop.level >= Level::High, "{stop:?}");
+        assert!(list.level <= Level::Low, "{list:?}");
+    }
+
+    #[test]
+    fn a_burst_of_denials_outranks_one() {
+        let g = grader();
+        let one = Facts {
+            kind: Some(FindingKind::NewDeniedAction),
+            identity: Some(IdentityType::AssumedRole),
+            action: Action::parse_short("secretsmanager:ListSecrets"),
+            new_denied: 1,
+            ..Facts::default()
+        };
+        let burst = Facts {
+            new_denied: 12,
+            ..one.clone()
+        };
+        assert!(g.grade(&burst).score > g.grade(&one).score);
+    }
+
+    #[test]
+    fn scores_are_clamped_to_the_scale() {
+        let s = grader().grade(&Facts {
+            identity: Some(IdentityType::Root),
+            action: Action::parse_short("cloudtrail:DeleteTrail"),
+            always_alert: Some("root".into()),
+            new_network: Some("x".into()),
+            new_client: Some("y".into()),
+            new_service: true,
+            new_actions: 20,
+            ..Facts::default()
+        });
+        assert_eq!(s.score, 100);
+        assert_eq!(s.level, Level::Critical);
+    }
+}

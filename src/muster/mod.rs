@@ -1,0 +1,248 @@
+//! A run: the accounts to hunt, hunted at bounded concurrency where one account's failure
+//! never stops the others, then the outbox drained into every sink.
+
+pub mod summary;
+
+pub use summary::RunSummary;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::alert::{finding_id, Finding, FindingKind, Level, PrincipalRef, Reason, Severity, Sink};
+use crate::baseline::{BaselineStore, StoreError};
+use crate::cloudtrail::{AccountId, IdentityType};
+use crate::detect::Mode;
+use crate::hunt::{AccountReport, Hunter, Period};
+use crate::window::Window;
+
+/// How many findings are handed to a sink at once.
+const DELIVERY_BATCH: usize = 5_000;
+
+/// What a whole run did.
+pub struct RunResult {
+    pub summary: RunSummary,
+    /// Findings this run produced (including ones an earlier, stopped run had already staged).
+    pub findings: Vec<Finding>,
+    /// Sinks that failed, with the reason; their findings stay pending.
+    pub sink_failures: Vec<(String, String)>,
+}
+
+impl RunResult {
+    pub fn failed(&self) -> bool {
+        !self.summary.accounts_failed.is_empty() || !self.sink_failures.is_empty()
+    }
+}
+
+/// The finding that stands for an account that could not be hunted, so the SOC sees the gap.
+fn hunt_failed_finding(account: &AccountId, error: &str, hunter: &Hunter) -> Finding {
+    let now = hunter.now;
+    let window = Window {
+        start: now,
+        end: now,
+    };
+    Finding {
+        id: finding_id(&[
+            FindingKind::HuntFailed.name(),
+            account.as_str(),
+            &now.to_string(),
+        ]),
+        kind: FindingKind::HuntFailed,
+        title: format!("account {account} could not be hunted: {error}"),
+        account: account.clone(),
+        principal: PrincipalRef {
+            arn: None,
+            kind: IdentityType::Unknown,
+            key: "trailhound".into(),
+        },
+        action: None,
+        event_source: None,
+        event_name: None,
+        severity: Severity {
+            score: 50,
+            level: Level::Medium,
+            reasons: vec![Reason {
+                factor: "hunt-failed".into(),
+                weight: 50,
+                detail: error.to_string(),
+            }],
+        },
+        first_seen: now,
+        last_seen: now,
+        count: 0,
+        source_ips: vec![],
+        user_agents: vec![],
+        regions: vec![],
+        error_codes: vec![],
+        event_ids: vec![],
+        window_start: window.start,
+        window_end: window.end,
+        detected_at: now,
+    }
+}
+
+/// Hunts (or learns) every account, `concurrency` at a time.
+pub async fn run_accounts(
+    hunter: &Hunter,
+    accounts: Vec<AccountId>,
+    period: Period,
+    mode: Mode,
+    concurrency: usize,
+) -> (BTreeMap<AccountId, AccountReport>, Vec<(AccountId, String)>) {
+    let gate = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for account in accounts {
+        let hunter = hunter.clone();
+        let gate = gate.clone();
+        tasks.spawn(async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _permit = gate.acquire_owned().await;
+            let span = tracing::info_span!("account", account = %account);
+            let result =
+                tracing::Instrument::instrument(hunter.run_account(&account, period, mode), span)
+                    .await;
+            (account, result.map_err(|e| e.to_string()))
+        });
+    }
+    let mut reports = BTreeMap::new();
+    let mut failed = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((account, Ok(report))) => {
+                reports.insert(account, report);
+            }
+            Ok((account, Err(e))) => {
+                tracing::error!(account = %account, error = %e, "account failed");
+                failed.push((account, e));
+            }
+            // A panic in one account's task: its account is unknown here, so it is reported
+            // under a placeholder rather than lost.
+            Err(e) => failed.push((
+                AccountId::parse("000000000000").unwrap_or_else(|_| unreachable_account()),
+                format!("a hunt task stopped: {e}"),
+            )),
+        }
+    }
+    failed.sort();
+    (reports, failed)
+}
+
+fn unreachable_account() -> AccountId {
+    // "000000000000" is twelve digits, so parsing it cannot fail; this exists to avoid unwrap.
+    AccountId::parse("000000000001").unwrap_or_else(|_| unreachable_account())
+}
+
+/// Sends every finding pending for each sink, in batches sorted by severity.
+pub async fn deliver(
+    store: &dyn BaselineStore,
+    sinks: &[Box<dyn Sink>],
+) -> (BTreeMap<String, u64>, Vec<(String, String)>) {
+    let mut delivered = BTreeMap::new();
+    let mut failures = Vec::new();
+    for sink in sinks {
+        let name = sink.name();
+        let mut total = 0u64;
+        loop {
+            let mut batch = match store.pending(&name, DELIVERY_BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    failures.push((name.clone(), e.to_string()));
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                // A sink that got nothing this run still says so (the table prints "no findings").
+                if total == 0 {
+                    if let Err(e) = sink.deliver(&[]).await {
+                        failures.push((name.clone(), e.to_string()));
+                    }
+                }
+                break;
+            }
+            batch.sort_by(|a, b| {
+                b.severity
+                    .score
+                    .cmp(&a.severity.score)
+                    .then(a.first_seen.cmp(&b.first_seen))
+            });
+            if let Err(e) = sink.deliver(&batch).await {
+                failures.push((name.clone(), e.to_string()));
+                break;
+            }
+            let ids: Vec<String> = batch.iter().map(|f| f.id.clone()).collect();
+            if let Err(e) = store.mark_delivered(&name, &ids).await {
+                failures.push((name.clone(), e.to_string()));
+                break;
+            }
+            total += ids.len() as u64;
+        }
+        delivered.insert(name, total);
+    }
+    (delivered, failures)
+}
+
+/// A whole run: hunt or learn the accounts, record failures as findings, deliver, summarise.
+pub async fn run(
+    hunter: &Hunter,
+    accounts: Vec<AccountId>,
+    period: Period,
+    mode: Mode,
+    concurrency: usize,
+    sinks: &[Box<dyn Sink>],
+) -> Result<RunResult, StoreError> {
+    let started = std::time::Instant::now();
+    let hunted = accounts.len() as u64;
+    let (reports, failed) = run_accounts(hunter, accounts, period, mode, concurrency).await;
+
+    let failure_findings: Vec<Finding> = failed
+        .iter()
+        .map(|(account, e)| hunt_failed_finding(account, e, hunter))
+        .collect();
+    hunter.store.stage(&failure_findings, &hunter.sinks).await?;
+
+    let (delivered, sink_failures) = deliver(hunter.store.as_ref(), sinks).await;
+
+    let mut summary = RunSummary {
+        accounts_hunted: hunted,
+        accounts_failed: failed
+            .iter()
+            .map(|(a, e)| (a.to_string(), e.clone()))
+            .collect(),
+        findings_delivered: delivered,
+        ..RunSummary::default()
+    };
+    let mut findings = failure_findings;
+    for report in reports.into_values() {
+        summary.windows += report.windows;
+        summary.findings_new += report.findings_new;
+        summary.principals += report.detect.principals;
+        summary.pairs_learned += report.detect.pairs_learned;
+        for (k, v) in &report.detect.ignored {
+            *summary.principals_ignored.entry(k.clone()).or_default() += v;
+        }
+        summary.calls_failed += report.detect.failed_calls;
+        summary.young_suppressed += report.detect.young_suppressed;
+        summary.report.merge(report.scan);
+        findings.extend(report.findings);
+    }
+    for f in &findings {
+        *summary
+            .findings_by_level
+            .entry(f.severity.level)
+            .or_default() += 1;
+    }
+    findings.sort_by(|a, b| {
+        b.severity
+            .score
+            .cmp(&a.severity.score)
+            .then(a.first_seen.cmp(&b.first_seen))
+    });
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(RunResult {
+        summary,
+        findings,
+        sink_failures,
+    })
+}
