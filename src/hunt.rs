@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use crate::alert::Finding;
-use crate::baseline::{BaselineStore, StoreError};
+use crate::baseline::{BaselineStore, Commit, StoreError};
 use crate::cloudtrail::{AccountId, Timestamp};
 use crate::config::Config;
 use crate::detect::{DetectStats, Detector, Mode};
@@ -58,20 +58,28 @@ pub struct AccountReport {
 }
 
 impl Hunter {
-    /// The windows an account's run covers.
+    /// The windows an account's run covers. On an account's first scheduled run this also
+    /// writes down where it starts (now minus the lookback), so that a re-run after a stop
+    /// starts at the same place rather than at its own, later, now minus the lookback.
     pub async fn windows(
         &self,
         account: &AccountId,
         period: Period,
     ) -> Result<Vec<Window>, HuntError> {
-        Ok(match period {
-            Period::Fixed(w) => w.split_by_day(),
-            Period::Scheduled => {
-                let h = &self.config.hunt;
-                let cursor = self.store.cursor(account).await?;
-                Plan::new(self.now, h.settle, h.lookback).windows(cursor)
-            }
-        })
+        if let Period::Fixed(w) = period {
+            return Ok(w.split_by_day());
+        }
+        let h = &self.config.hunt;
+        let cursor = self.store.cursor(account).await?;
+        let windows = Plan::new(self.now, h.settle, h.lookback).windows(cursor);
+        if let (None, Some(first)) = (cursor.watermark, windows.first()) {
+            let start = Commit {
+                watermark: Some(first.start),
+                ..Commit::default()
+            };
+            self.store.commit(account, &start).await?;
+        }
+        Ok(windows)
     }
 
     /// Hunts (or learns) one account over `period`.
@@ -83,7 +91,8 @@ impl Hunter {
     ) -> Result<AccountReport, HuntError> {
         let detector = Detector::new(&self.config);
         let mut report = AccountReport::default();
-        for window in self.windows(account, period).await? {
+        let windows = self.windows(account, period).await?;
+        for window in windows {
             let span = tracing::info_span!("window", account = %account, window = %window);
             self.run_window(&detector, account, window, period, mode, &mut report)
                 .instrument(span)

@@ -168,9 +168,6 @@ pub fn render_table(findings: &[Finding], options: &TableOptions) -> String {
         }
     }
     out.push_str(&count_line(findings));
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
     out.push('\n');
     out
 }

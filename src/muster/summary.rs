@@ -246,6 +246,8 @@ mod tests {
             ]
             .into(),
             pairs_learned: 310,
+            calls_failed: 11,
+            young_suppressed: 13,
             report,
             elapsed_seconds: 2.5,
         }
@@ -282,6 +284,8 @@ mod tests {
             "undecodable (no eventTime): 2",
             "without principal (record has no userIdentity): 4",
             "12.3 MB read",
+            "failed calls (throttled, invalid; not learned): 11",
+            "(learned, not alerted): 13",
             "42 seen, 12 ignored",
             "ignored (AWS service): 9",
             "ignored (service-linked role): 2",

@@ -61,3 +61,58 @@ pub async fn run(
 pub fn t(text: &str) -> Timestamp {
     Timestamp::parse(text).expect("test timestamp")
 }
+
+/// Writes one CloudTrail object in the S3 layout, gzip, delivered at `delivered`.
+pub fn write_object(
+    root: &std::path::Path,
+    account: &str,
+    region: &str,
+    delivered: &str,
+    records: &[serde_json::Value],
+) -> PathBuf {
+    use std::io::Write;
+    use trailhound::cloudtrail::layout::{day_prefix, object_file_name};
+    use trailhound::cloudtrail::{AccountId, Region};
+    let a = AccountId::parse(account).unwrap();
+    let r = Region::parse(region).unwrap();
+    let at = t(delivered);
+    let folder = root.join(day_prefix(None, &a, &r, at));
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join(object_file_name(&a, &r, at, &format!("r{}", at.unix())));
+    let body = serde_json::json!({ "Records": records }).to_string();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(body.as_bytes()).unwrap();
+    std::fs::write(&path, enc.finish().unwrap()).unwrap();
+    path
+}
+
+/// A CloudTrail record of an IAM user's call.
+pub fn user_call(
+    account: &str,
+    user: &str,
+    source: &str,
+    name: &str,
+    time: &str,
+    id: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDAEXAMPLE",
+            "arn": format!("arn:aws:iam::{account}:user/{user}"),
+            "accountId": account,
+            "userName": user
+        },
+        "eventTime": time,
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "aws-cli/2.13.0 Python/3.11.4",
+        "eventID": id,
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": account
+    })
+}

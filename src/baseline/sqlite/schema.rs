@@ -182,7 +182,7 @@ pub(super) fn open_error(path: &str, e: rusqlite::Error) -> StoreError {
             format!("{e}; is the path a folder, or is its folder not writable?")
         }
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            format!("{e}; another process has held it locked for longer than the busy timeout")
+            format!("{e}; another process kept it locked past the busy timeout")
         }
         Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
             format!("{e}; trailhound needs to write its state file")

@@ -11,6 +11,8 @@ mod jobs;
 mod people;
 mod services;
 
+pub use ci::{region_of, start_run};
+
 use crate::cloudtrail::{Span, Timestamp};
 
 use super::event::{Call, Event, Kind};
@@ -47,9 +49,14 @@ impl<'a> Ctx<'a> {
 
     /// Records a routine call if it happened inside the generated period.
     pub fn emit(&mut self, call: Call, actor: &Actor, rng: &mut Rng) {
+        self.emit_as(call, actor, rng, Kind::Routine);
+    }
+
+    /// Records a call of the given kind if it happened inside the generated period.
+    pub fn emit_as(&mut self, call: Call, actor: &Actor, rng: &mut Rng, kind: Kind) {
         let inside = call.time() >= self.from && call.time() < self.to;
         // The draw is made either way so a persona's stream does not depend on the period.
-        let event = call.emit(self.org, actor, rng, Kind::Routine);
+        let event = call.emit(self.org, actor, rng, kind);
         if inside {
             self.events.push(event);
         }
