@@ -7,6 +7,7 @@ pub mod alert;
 pub mod baseline;
 pub mod cloudtrail;
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod hunt;
 pub mod muster;

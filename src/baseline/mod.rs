@@ -85,8 +85,10 @@ pub trait BaselineStore: Send + Sync {
     /// redoes the same window.
     async fn begin_window(&self, account: &AccountId, end: Timestamp) -> Result<(), StoreError>;
 
-    /// The stored state of the given pairs that have not expired at `at`. Missing and expired
-    /// pairs are absent from the map.
+    /// The stored state of the given pairs that have not expired at `at` (a pair is known
+    /// while `at < expires`). Missing and expired pairs are absent from the map. Callers pass a
+    /// whole window's keys at once; implementations answer them in batches, not one round trip
+    /// each.
     async fn known_pairs(
         &self,
         account: &AccountId,
@@ -110,12 +112,16 @@ pub trait BaselineStore: Send + Sync {
     async fn commit(&self, account: &AccountId, commit: &Commit) -> Result<(), StoreError>;
 
     /// Stores findings in the outbox as pending for each of `sinks`. A finding whose id is
-    /// already there is left as it is (delivered stays delivered). Returns how many were new.
+    /// already there is left as it is (delivered stays delivered), except that it becomes
+    /// pending for any of `sinks` it was not staged for before. A sink named only later is not
+    /// owed findings staged before it. Returns how many findings were new.
     async fn stage(&self, findings: &[Finding], sinks: &[String]) -> Result<usize, StoreError>;
 
-    /// Findings not yet delivered to `sink`, oldest first, at most `limit`.
+    /// Findings staged for `sink` and not yet delivered to it, oldest staged first, at most
+    /// `limit`.
     async fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Finding>, StoreError>;
 
-    /// Marks findings as delivered to `sink`.
+    /// Marks findings as delivered to `sink`. Ids not pending for `sink` are ignored, and a
+    /// finding already delivered keeps its first delivery.
     async fn mark_delivered(&self, sink: &str, ids: &[String]) -> Result<(), StoreError>;
 }

@@ -3,7 +3,8 @@
 //!
 //! Several trailhound processes may share a file: WAL lets readers run beside the one writer,
 //! every write takes the write lock up front (IMMEDIATE) and waits up to [`BUSY_TIMEOUT`] for
-//! it instead of failing. The schema and its migrations live in [`schema`].
+//! it instead of failing. The schema and its migrations live in `sqlite/schema.rs`, the
+//! statements of each half of the store in `baseline_rows.rs` and `outbox.rs`.
 
 mod baseline_rows;
 mod outbox;
@@ -13,6 +14,7 @@ mod stats;
 mod tests;
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -41,7 +43,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens the state file at `path`, creating it (and its folder) if missing, and brings its
-    /// schema up to date.
+    /// schema up to date. Blocks while another process holds the file locked (at most
+    /// [`BUSY_TIMEOUT`]), so call it once at startup.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -111,7 +114,7 @@ impl SqliteStore {
     /// A write may wait up to [`BUSY_TIMEOUT`] for another process, and tasks queue on the
     /// mutex; neither may hold a runtime worker that other accounts' hunts need. `what` names
     /// the operation in the error.
-    async fn run<T, F>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    async fn run<T, F>(&self, what: impl Display + Send, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
@@ -164,9 +167,10 @@ impl SqliteStore {
         }
         let sink = sink.to_string();
         let ids = ids.to_vec();
-        self.run("marking findings delivered", move |conn| {
-            outbox::mark_delivered(conn, &sink, &ids, now)
-        })
+        self.run(
+            format!("marking findings delivered to {sink}"),
+            move |conn| outbox::mark_delivered(conn, &sink, &ids, now),
+        )
         .await
     }
 }
@@ -215,7 +219,7 @@ impl From<StoreError> for Fail {
 impl BaselineStore for SqliteStore {
     async fn cursor(&self, account: &AccountId) -> Result<Cursor, StoreError> {
         let account = account.as_str().to_string();
-        self.run("reading the cursor", move |conn| {
+        self.run(format!("reading the cursor of {account}"), move |conn| {
             let row: Option<(Option<i64>, Option<i64>)> = conn
                 .query_row(
                     "SELECT watermark, pending_end FROM cursors WHERE account = ?1",
@@ -235,14 +239,17 @@ impl BaselineStore for SqliteStore {
 
     async fn begin_window(&self, account: &AccountId, end: Timestamp) -> Result<(), StoreError> {
         let account = account.as_str().to_string();
-        self.run("recording the started window", move |conn| {
-            conn.execute(
-                "INSERT INTO cursors (account, watermark, pending_end) VALUES (?1, NULL, ?2)
+        self.run(
+            format!("recording the started window of {account}"),
+            move |conn| {
+                conn.execute(
+                    "INSERT INTO cursors (account, watermark, pending_end) VALUES (?1, NULL, ?2)
                  ON CONFLICT (account) DO UPDATE SET pending_end = excluded.pending_end",
-                params![account, end.unix()],
-            )?;
-            Ok(())
-        })
+                    params![account, end.unix()],
+                )?;
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -257,7 +264,7 @@ impl BaselineStore for SqliteStore {
         }
         let account = account.as_str().to_string();
         let keys = keys.to_vec();
-        self.run("reading the baseline", move |conn| {
+        self.run(format!("reading the baseline of {account}"), move |conn| {
             baseline_rows::read_pairs(conn, &account, &keys, at)
         })
         .await
@@ -273,15 +280,16 @@ impl BaselineStore for SqliteStore {
         }
         let account = account.as_str().to_string();
         let keys = keys.to_vec();
-        self.run("reading principals", move |conn| {
-            baseline_rows::read_principals(conn, &account, &keys)
-        })
+        self.run(
+            format!("reading the principals of {account}"),
+            move |conn| baseline_rows::read_principals(conn, &account, &keys),
+        )
         .await
     }
 
     async fn account_since(&self, account: &AccountId) -> Result<Option<Timestamp>, StoreError> {
         let account = account.as_str().to_string();
-        self.run("reading the account's history", move |conn| {
+        self.run(format!("reading the history of {account}"), move |conn| {
             let since: Option<i64> = conn.query_row(
                 "SELECT min(first_seen) FROM principals WHERE account = ?1",
                 [&account],
@@ -295,7 +303,7 @@ impl BaselineStore for SqliteStore {
     async fn commit(&self, account: &AccountId, commit: &Commit) -> Result<(), StoreError> {
         let account = account.as_str().to_string();
         let commit = commit.clone();
-        self.run("committing the window", move |conn| {
+        self.run(format!("committing the window of {account}"), move |conn| {
             baseline_rows::apply_commit(conn, &account, &commit)
         })
         .await
@@ -311,7 +319,7 @@ impl BaselineStore for SqliteStore {
         }
         let sink = sink.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run("reading the outbox", move |conn| {
+        self.run(format!("reading the outbox of sink {sink}"), move |conn| {
             outbox::read_pending(conn, &sink, limit)
         })
         .await

@@ -116,7 +116,12 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { .. } => bail!("demo pending"),
+        Command::Demo {
+            keep,
+            seed,
+            days,
+            output,
+        } => super::demo::run(cli, &config, keep.as_deref(), *seed, *days, output).await,
     }
 }
 

@@ -33,7 +33,14 @@ fn injected(manifest: &DemoManifest, f: &Finding) -> Option<&'static str> {
         .map(|a| a.name)
 }
 
-pub async fn run(cli: &Cli, config: &Arc<Config>, keep: Option<&Path>, seed: u64, days: u32, output: &OutputArgs) -> Result<ExitCode> {
+pub async fn run(
+    cli: &Cli,
+    config: &Arc<Config>,
+    keep: Option<&Path>,
+    seed: u64,
+    days: u32,
+    output: &OutputArgs,
+) -> Result<ExitCode> {
     let (dir, remove_after) = match keep {
         Some(d) => (d.to_path_buf(), false),
         None => {
@@ -48,7 +55,8 @@ pub async fn run(cli: &Cli, config: &Arc<Config>, keep: Option<&Path>, seed: u64
             (std::env::temp_dir().join(unique), true)
         }
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating the demo folder {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the demo folder {}", dir.display()))?;
     let result = run_in(cli, config, &dir, seed, days, output).await;
     if remove_after {
         let _ = std::fs::remove_dir_all(&dir);
@@ -63,7 +71,14 @@ pub async fn run(cli: &Cli, config: &Arc<Config>, keep: Option<&Path>, seed: u64
     result
 }
 
-async fn run_in(cli: &Cli, config: &Arc<Config>, dir: &Path, seed: u64, days: u32, output: &OutputArgs) -> Result<ExitCode> {
+async fn run_in(
+    cli: &Cli,
+    config: &Arc<Config>,
+    dir: &Path,
+    seed: u64,
+    days: u32,
+    output: &OutputArgs,
+) -> Result<ExitCode> {
     let end = Timestamp::now().floor_to(Span::hours(1));
     let options = DemoOptions { seed, days, end };
     if !cli.quiet {
@@ -88,19 +103,42 @@ async fn run_in(cli: &Cli, config: &Arc<Config>, dir: &Path, seed: u64, days: u3
     let store = Arc::new(open_store(&dir.join("trailhound.db"))?);
     let source = Arc::new(open_source(&manifest.logs_root, cli.quiet)?);
     let accounts = source.accounts().await?;
-    let history = Window::new(manifest.history.0, manifest.history.1).context("empty demo history")?;
+    let history =
+        Window::new(manifest.history.0, manifest.history.1).context("empty demo history")?;
     let hunt = Window::new(manifest.hunt.0, manifest.hunt.1).context("empty demo hunt window")?;
 
     if !cli.quiet {
         eprintln!("\nlearning {history} ...");
     }
-    run_with(cli, config, store.clone(), source.clone(), accounts.clone(), Period::Fixed(history), Mode::Learn, &[], 2).await?;
+    run_with(
+        cli,
+        config,
+        store.clone(),
+        source.clone(),
+        accounts.clone(),
+        Period::Fixed(history),
+        Mode::Learn,
+        &[],
+        2,
+    )
+    .await?;
 
     if !cli.quiet {
         eprintln!("\nhunting {hunt} ...");
     }
     let sinks = build_sinks(output)?;
-    let result = run_with(cli, config, store, source, accounts, Period::Fixed(hunt), Mode::Hunt, &sinks, 2).await?;
+    let result = run_with(
+        cli,
+        config,
+        store,
+        source,
+        accounts,
+        Period::Fixed(hunt),
+        Mode::Hunt,
+        &sinks,
+        2,
+    )
+    .await?;
 
     if !cli.quiet {
         let ranks: Vec<(usize, &'static str)> = result
@@ -109,7 +147,10 @@ async fn run_in(cli: &Cli, config: &Arc<Config>, dir: &Path, seed: u64, days: u3
             .enumerate()
             .filter_map(|(i, f)| injected(&manifest, f).map(|name| (i + 1, name)))
             .collect();
-        let first_background = result.findings.iter().position(|f| injected(&manifest, f).is_none());
+        let first_background = result
+            .findings
+            .iter()
+            .position(|f| injected(&manifest, f).is_none());
         let mut attacks_found: Vec<&str> = ranks.iter().map(|(_, n)| *n).collect();
         attacks_found.sort();
         attacks_found.dedup();
@@ -122,11 +163,19 @@ async fn run_in(cli: &Cli, config: &Arc<Config>, dir: &Path, seed: u64, days: u3
             first_background.map_or("-".to_string(), |i| (i + 1).to_string())
         );
         for attack in &manifest.injected {
-            let found = ranks.iter().filter(|(_, n)| *n == attack.name).map(|(r, _)| format!("#{r}")).collect::<Vec<_>>();
+            let found = ranks
+                .iter()
+                .filter(|(_, n)| *n == attack.name)
+                .map(|(r, _)| format!("#{r}"))
+                .collect::<Vec<_>>();
             eprintln!(
                 "  {:<36} {}",
                 attack.name,
-                if found.is_empty() { "NOT FOUND".to_string() } else { format!("ranks {}", found.join(", ")) }
+                if found.is_empty() {
+                    "NOT FOUND".to_string()
+                } else {
+                    format!("ranks {}", found.join(", "))
+                }
             );
         }
     }

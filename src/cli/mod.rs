@@ -4,7 +4,7 @@
 //! 2 an error, or a run that completed only in part (an account or a sink failed).
 
 mod commands;
-// mod demo;
+mod demo;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

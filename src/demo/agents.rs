@@ -63,7 +63,9 @@ pub fn cli_linux(action: &str) -> String {
 
 // A stable, plausible SDK module version per service, so one tool always reports the same one.
 fn module_version(service: &str) -> String {
-    let h = service.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let h = service
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     format!("1.{}.{}", 20 + h % 40, h / 40 % 12)
 }
 
@@ -84,15 +86,18 @@ pub fn terraform(action: &str) -> String {
 }
 
 /// The `configure-aws-credentials` action exchanging the GitHub OIDC token.
-pub const GITHUB_ACTION: &str = "aws-sdk-js/3.716.0 ua/2.1 os/linux#6.5.0-1025-azure lang/js md/nodejs#20.18.1 \
+pub const GITHUB_ACTION: &str =
+    "aws-sdk-js/3.716.0 ua/2.1 os/linux#6.5.0-1025-azure lang/js md/nodejs#20.18.1 \
      api/sts#3.716.0 m/E,N configure-aws-credentials-for-github-actions";
 
-pub const SSM_AGENT: &str = "aws-sdk-go/1.55.5 (go1.22.9; linux; amd64) amazon-ssm-agent/3.3.1142.0";
+pub const SSM_AGENT: &str =
+    "aws-sdk-go/1.55.5 (go1.22.9; linux; amd64) amazon-ssm-agent/3.3.1142.0";
 
 pub const CLOUDWATCH_AGENT: &str = "aws-sdk-go/1.55.5 (go1.22.7; linux; amd64) CWAgent/1.300049.1";
 
 /// boto3 inside a Python Lambda function.
-pub const LAMBDA_PYTHON: &str = "Boto3/1.35.36 md/Botocore#1.35.36 ua/2.0 os/linux#5.10.227-239.884.amzn2.x86_64 \
+pub const LAMBDA_PYTHON: &str =
+    "Boto3/1.35.36 md/Botocore#1.35.36 ua/2.0 os/linux#5.10.227-239.884.amzn2.x86_64 \
      md/arch#x86_64 lang/python#3.12.7 md/pyimpl#CPython exec-env/AWS_Lambda_python3.12 \
      cfg/retry-mode#legacy Botocore/1.35.36";
 
@@ -109,10 +114,12 @@ pub fn lambda_node(action: &str) -> String {
 pub const BACKUP_SERVER: &str =
     "Boto3/1.26.137 Python/3.9.16 Linux/4.18.0-477.27.1.el8_8.x86_64 Botocore/1.29.137";
 
-pub const BILLING_SCRIPT: &str = "Boto3/1.34.162 md/Botocore#1.34.162 ua/2.0 os/linux#6.8.0-1014-aws \
+pub const BILLING_SCRIPT: &str =
+    "Boto3/1.34.162 md/Botocore#1.34.162 ua/2.0 os/linux#6.8.0-1014-aws \
      md/arch#x86_64 lang/python#3.10.12 md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.34.162";
 
-pub const MONITORING_VENDOR: &str = "vendor-collector/7.58.1 aws-sdk-go-v2/1.30.3 ua/2.1 os/linux lang/go#1.22.5 \
+pub const MONITORING_VENDOR: &str =
+    "vendor-collector/7.58.1 aws-sdk-go-v2/1.30.3 ua/2.1 os/linux lang/go#1.22.5 \
      md/GOOS#linux md/GOARCH#amd64";
 
 #[cfg(test)]

@@ -216,15 +216,21 @@ impl Call {
             .bool("managementEvent", !self.data)
             .str("recipientAccountId", recipient);
         if let Origin::Endpoint { vpce, owner } = &actor.origin {
-            o = o.str("vpcEndpointId", vpce).str("vpcEndpointAccountId", owner);
+            o = o
+                .str("vpcEndpointId", vpce)
+                .str("vpcEndpointAccountId", owner);
         }
         if let Some(details) = &self.service_details {
             o = o.value("serviceEventDetails", Some(details));
         }
-        o = o.str("eventCategory", if self.data { "Data" } else { "Management" });
-        if !matches!(actor.origin, Origin::Service(_)) {
+        o = o.str(
+            "eventCategory",
+            if self.data { "Data" } else { "Management" },
+        );
+        if !matches!(actor.origin, Origin::Service) {
             // Older SDKs on older hosts still negotiate TLS 1.2.
-            let old = actor.agent.contains("Boto3/1.26") || actor.agent.starts_with("aws-sdk-go/1.");
+            let old =
+                actor.agent.contains("Boto3/1.26") || actor.agent.starts_with("aws-sdk-go/1.");
             let (version, suite) = if old {
                 ("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256")
             } else {
@@ -233,7 +239,10 @@ impl Call {
             let tls = Obj::new()
                 .str("tlsVersion", version)
                 .str("cipherSuite", suite)
-                .str("clientProvidedHostHeader", &host_header(&self.service, self.region))
+                .str(
+                    "clientProvidedHostHeader",
+                    &host_header(&self.service, self.region),
+                )
                 .finish();
             o = o.raw("tlsDetails", &tls);
         }

@@ -17,7 +17,7 @@ pub enum Origin {
     /// A private workload through an interface VPC endpoint.
     Endpoint { vpce: String, owner: String },
     /// An AWS service acting itself or for a role: its name stands for address and agent.
-    Service(&'static str),
+    Service,
 }
 
 /// One identity in one session, with the address and agent its calls carry.
@@ -44,7 +44,7 @@ impl Actor {
 
     /// An AWS service acting in `account`.
     pub fn service(account: usize, identity: String, service: &'static str) -> Self {
-        Actor::new(account, identity, service, service, Origin::Service(service))
+        Actor::new(account, identity, service, service, Origin::Service)
     }
 
     pub fn with_agent(&self, agent: &str) -> Self {
@@ -90,7 +90,13 @@ fn attributes(created: Timestamp, mfa: bool) -> String {
 }
 
 /// A role session: the principal is the role, whatever the session is called.
-pub fn assumed_role(role: &Role, session: &str, key: &str, created: Timestamp, kind: SessionKind) -> String {
+pub fn assumed_role(
+    role: &Role,
+    session: &str,
+    key: &str,
+    created: Timestamp,
+    kind: SessionKind,
+) -> String {
     let web_id = match kind {
         SessionKind::WebIdentity(provider) => Obj::new()
             .str("federatedProvider", provider)
@@ -163,7 +169,10 @@ pub fn federated(user: &User, name: &str, key: &str, created: Timestamp) -> Stri
     Obj::new()
         .str("type", "FederatedUser")
         .str("principalId", &format!("{}:{name}", user.account))
-        .str("arn", &format!("arn:aws:sts::{}:federated-user/{name}", user.account))
+        .str(
+            "arn",
+            &format!("arn:aws:sts::{}:federated-user/{name}", user.account),
+        )
         .str("accountId", &user.account)
         .str("accessKeyId", key)
         .raw("sessionContext", &context)
@@ -202,7 +211,10 @@ pub fn identity_center(org: &Org, person: &Person, credential_id: &str) -> Strin
         .str("userId", &person.user_id)
         .str(
             "identityStoreArn",
-            &format!("arn:aws:identitystore::{mgmt}:identitystore/{}", org.identity_store),
+            &format!(
+                "arn:aws:identitystore::{mgmt}:identitystore/{}",
+                org.identity_store
+            ),
         )
         .finish();
     Obj::new()
@@ -224,7 +236,10 @@ pub fn web_identity(account: &Account, subject: &str) -> String {
     let provider = account.oidc_provider_arn();
     Obj::new()
         .str("type", "WebIdentityUser")
-        .str("principalId", &format!("{provider}:sts.amazonaws.com:{subject}"))
+        .str(
+            "principalId",
+            &format!("{provider}:sts.amazonaws.com:{subject}"),
+        )
         .str("userName", subject)
         .str("identityProvider", &provider)
         .finish()
@@ -234,7 +249,10 @@ pub fn web_identity(account: &Account, subject: &str) -> String {
 pub fn saml(org: &Org, person: &Person) -> String {
     Obj::new()
         .str("type", "SAMLUser")
-        .str("principalId", &format!("{}:{}", org.saml_issuer, person.email))
+        .str(
+            "principalId",
+            &format!("{}:{}", org.saml_issuer, person.email),
+        )
         .str("userName", &person.email)
         .str("identityProvider", &org.saml_issuer)
         .finish()

@@ -111,7 +111,10 @@ mod tests {
             .raw("m", &inner)
             .value("n", None)
             .finish();
-        assert_eq!(text, r#"{"z":"a \"q\" \\ \u0001","a":true,"m":{"b":"x"},"n":null}"#);
+        assert_eq!(
+            text,
+            r#"{"z":"a \"q\" \\ \u0001","a":true,"m":{"b":"x"},"n":null}"#
+        );
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["z"], "a \"q\" \\ \u{1}");
     }

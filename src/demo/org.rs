@@ -41,12 +41,18 @@ impl Role {
     }
 
     pub fn arn(&self) -> String {
-        format!("arn:aws:iam::{}:role{}{}", self.account, self.path, self.name)
+        format!(
+            "arn:aws:iam::{}:role{}{}",
+            self.account, self.path, self.name
+        )
     }
 
     /// The STS ARN of one session of this role.
     pub fn session_arn(&self, session: &str) -> String {
-        format!("arn:aws:sts::{}:assumed-role/{}/{session}", self.account, self.name)
+        format!(
+            "arn:aws:sts::{}:assumed-role/{}/{session}",
+            self.account, self.name
+        )
     }
 }
 
@@ -119,11 +125,17 @@ impl Account {
     }
 
     pub fn saml_provider_arn(&self) -> String {
-        format!("arn:aws:iam::{}:saml-provider/{}", self.id, self.saml_provider)
+        format!(
+            "arn:aws:iam::{}:saml-provider/{}",
+            self.id, self.saml_provider
+        )
     }
 
     pub fn oidc_provider_arn(&self) -> String {
-        format!("arn:aws:iam::{}:oidc-provider/token.actions.githubusercontent.com", self.id)
+        format!(
+            "arn:aws:iam::{}:oidc-provider/token.actions.githubusercontent.com",
+            self.id
+        )
     }
 }
 
@@ -157,7 +169,6 @@ pub struct Person {
 pub struct Org {
     /// `o-` and ten characters.
     pub id: String,
-    pub domain: &'static str,
     pub accounts: Vec<Account>,
     /// Identity Center's identity store (`d-...`), in the management account.
     pub identity_store: String,
@@ -191,7 +202,12 @@ fn account_id(rng: &mut Rng) -> io::Result<AccountId> {
     AccountId::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-fn account(rng: &mut Rng, name: &'static str, home: &'static str, fun: &'static str) -> io::Result<Account> {
+fn account(
+    rng: &mut Rng,
+    name: &'static str,
+    home: &'static str,
+    fun: &'static str,
+) -> io::Result<Account> {
     let id = account_id(rng)?;
     let a = id.as_str().to_string();
     let sso = "/aws-reserved/sso.amazonaws.com/";
@@ -242,8 +258,8 @@ impl Org {
         let prod = accounts[PROD].id.as_str().to_string();
         let mgmt = accounts[MGMT].id.as_str().to_string();
         let domain = "acme-corp.example";
-        let mut person = |login: &'static str, browser, cli, access: Vec<(usize, PermissionSet)>| {
-            Person {
+        let mut person =
+            |login: &'static str, browser, cli, access: Vec<(usize, PermissionSet)>| Person {
                 login,
                 email: format!("{login}@{domain}"),
                 user_id: rng.uuid(),
@@ -251,26 +267,55 @@ impl Org {
                 cli,
                 access,
                 home_ip: public_ip(&mut rng, &[81, 86, 92, 178]),
-            }
-        };
+            };
         use PermissionSet::*;
         let people = vec![
-            person("alice.martin", Browser::ChromeMac, false, vec![(PROD, Admin), (MGMT, Admin), (DEV, Admin)]),
-            person("bilal.okafor", Browser::FirefoxLinux, false, vec![(MGMT, ReadOnly), (PROD, ReadOnly)]),
-            person("chen.wei", Browser::SafariMac, true, vec![(DEV, PowerUser), (PROD, ReadOnly)]),
-            person("dana.kowalski", Browser::EdgeWindows, false, vec![(PROD, ReadOnly), (DEV, PowerUser)]),
+            person(
+                "alice.martin",
+                Browser::ChromeMac,
+                false,
+                vec![(PROD, Admin), (MGMT, Admin), (DEV, Admin)],
+            ),
+            person(
+                "bilal.okafor",
+                Browser::FirefoxLinux,
+                false,
+                vec![(MGMT, ReadOnly), (PROD, ReadOnly)],
+            ),
+            person(
+                "chen.wei",
+                Browser::SafariMac,
+                true,
+                vec![(DEV, PowerUser), (PROD, ReadOnly)],
+            ),
+            person(
+                "dana.kowalski",
+                Browser::EdgeWindows,
+                false,
+                vec![(PROD, ReadOnly), (DEV, PowerUser)],
+            ),
         ];
         let instances = (0..2)
-            .map(|i| (format!("i-0{}", rng.hex(16)), format!("10.20.{}.{}", 10 + i * 16, rng.range(10, 250))))
+            .map(|i| {
+                (
+                    format!("i-0{}", rng.hex(16)),
+                    format!("10.20.{}.{}", 10 + i * 16, rng.range(10, 250)),
+                )
+            })
             .collect();
-        let vendor_ips = (0..4).map(|_| public_ip(&mut rng, &[3, 34, 44, 54])).collect();
+        let vendor_ips = (0..4)
+            .map(|_| public_ip(&mut rng, &[3, 34, 44, 54]))
+            .collect();
         Ok(Org {
             identity_store: format!("d-{}", rng.hex(10)),
             saml_issuer: format!("{}=", rng.alnum(27)),
             vendor_account: format!("{}{}", rng.range(1, 9), rng.digits(11)),
             vendor_role_id: format!("AROA{}", rng.iam_chars(17)),
             vendor_ips,
-            office_ips: vec![public_ip(&mut rng, &[62, 80, 217]), public_ip(&mut rng, &[62, 80, 217])],
+            office_ips: vec![
+                public_ip(&mut rng, &[62, 80, 217]),
+                public_ip(&mut rng, &[62, 80, 217]),
+            ],
             backup_server_ip: public_ip(&mut rng, &[62, 80, 217]),
             billing_host_ip: public_ip(&mut rng, &[62, 80, 217]),
             instances,
@@ -283,7 +328,6 @@ impl Org {
             trail_bucket: format!("acme-cloudtrail-{}", rng.digits(6)),
             people,
             accounts,
-            domain,
             id,
         })
     }

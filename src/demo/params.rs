@@ -23,7 +23,6 @@ pub struct Resources {
     pub key_id: String,
     pub security_group: String,
     pub vpc: String,
-    pub subnet: String,
 }
 
 impl Resources {
@@ -50,16 +49,21 @@ impl Resources {
             key_id: rng.uuid(),
             security_group: format!("sg-0{}", rng.hex(16)),
             vpc: format!("vpc-0{}", rng.hex(16)),
-            subnet: format!("subnet-0{}", rng.hex(16)),
         }
     }
 
     pub fn key_arn(&self) -> String {
-        format!("arn:aws:kms:{}:{}:key/{}", self.region, self.account, self.key_id)
+        format!(
+            "arn:aws:kms:{}:{}:key/{}",
+            self.region, self.account, self.key_id
+        )
     }
 
     pub fn function_arn(&self) -> String {
-        format!("arn:aws:lambda:{}:{}:function:{}", self.region, self.account, self.function)
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.region, self.account, self.function
+        )
     }
 
     pub fn log_group(&self) -> String {
@@ -68,7 +72,8 @@ impl Resources {
 }
 
 fn bucket_call(bucket: &str, region: &str, sub: &str) -> Value {
-    let mut v = json!({ "bucketName": bucket, "Host": format!("{bucket}.s3.{region}.amazonaws.com") });
+    let mut v =
+        json!({ "bucketName": bucket, "Host": format!("{bucket}.s3.{region}.amazonaws.com") });
     v[sub] = json!("");
     v
 }
@@ -88,17 +93,25 @@ pub fn request(action: &str, r: &Resources) -> Option<Value> {
                 "Filter": { "Name": "group-id", "Value": { "content": r.security_group, "tag": 1 }, "tag": 1 }
             }
         }),
-        "ec2:DescribeVpcs" => json!({ "vpcSet": { "items": [{ "vpcId": r.vpc }] }, "filterSet": {} }),
+        "ec2:DescribeVpcs" => {
+            json!({ "vpcSet": { "items": [{ "vpcId": r.vpc }] }, "filterSet": {} })
+        }
         "ec2:DescribeVpcAttribute" => json!({ "vpcId": r.vpc, "attribute": "enableDnsSupport" }),
-        "ec2:DescribeSubnets" => json!({ "subnetSet": {}, "filterSet": { "items": [{ "name": "vpc-id", "valueSet": { "items": [{ "value": r.vpc }] } }] } }),
+        "ec2:DescribeSubnets" => {
+            json!({ "subnetSet": {}, "filterSet": { "items": [{ "name": "vpc-id", "valueSet": { "items": [{ "value": r.vpc }] } }] } })
+        }
         "ec2:DescribeRouteTables" => json!({ "routeTableIdSet": {}, "filterSet": {} }),
         "ec2:DescribeVolumes" => json!({ "volumeSet": {}, "filterSet": {} }),
         "ec2:DescribeNetworkInterfaces" => json!({ "networkInterfaceIdSet": {}, "filterSet": {} }),
-        "ec2:DescribeAddresses" => json!({ "publicIpsSet": {}, "allocationIdsSet": {}, "filterSet": {} }),
+        "ec2:DescribeAddresses" => {
+            json!({ "publicIpsSet": {}, "allocationIdsSet": {}, "filterSet": {} })
+        }
         "iam:GetRole" | "iam:ListRolePolicies" | "iam:ListAttachedRolePolicies" => {
             json!({ "roleName": r.task_role })
         }
-        "iam:GetRolePolicy" => json!({ "roleName": r.task_role, "policyName": "orders-table-access" }),
+        "iam:GetRolePolicy" => {
+            json!({ "roleName": r.task_role, "policyName": "orders-table-access" })
+        }
         "iam:GetPolicy" => {
             json!({ "policyArn": format!("arn:aws:iam::{}:policy/orders-api-access", r.account) })
         }
@@ -127,7 +140,9 @@ pub fn request(action: &str, r: &Resources) -> Option<Value> {
         "logs:ListTagsForResource" => json!({
             "resourceArn": format!("arn:aws:logs:{}:{}:log-group:{}", r.region, r.account, r.log_group())
         }),
-        "dynamodb:DescribeTable" | "dynamodb:DescribeContinuousBackups" | "dynamodb:DescribeTimeToLive" => {
+        "dynamodb:DescribeTable"
+        | "dynamodb:DescribeContinuousBackups"
+        | "dynamodb:DescribeTimeToLive" => {
             json!({ "tableName": r.table })
         }
         "kms:DescribeKey" | "kms:GetKeyRotationStatus" => json!({ "keyId": r.key_arn() }),
@@ -136,11 +151,17 @@ pub fn request(action: &str, r: &Resources) -> Option<Value> {
         "ecs:ListServices" => json!({ "cluster": r.cluster }),
         "ecs:DescribeServices" => json!({ "cluster": r.cluster, "services": [r.service] }),
         "ecs:DescribeTaskDefinition" => json!({ "taskDefinition": r.service, "include": ["TAGS"] }),
-        "ssm:GetParameter" => json!({ "name": format!("/{}/{}/config", r.env, r.function), "withDecryption": true }),
-        "secretsmanager:GetSecretValue" => json!({ "secretId": format!("{}/{}/db", r.env, r.function) }),
+        "ssm:GetParameter" => {
+            json!({ "name": format!("/{}/{}/config", r.env, r.function), "withDecryption": true })
+        }
+        "secretsmanager:GetSecretValue" => {
+            json!({ "secretId": format!("{}/{}/db", r.env, r.function) })
+        }
         "cloudtrail:DescribeTrails" => json!({ "trailNameList": [], "includeShadowTrails": true }),
         "cloudtrail:LookupEvents" => json!({ "maxResults": 50 }),
-        "tagging:GetResources" => json!({ "resourcesPerPage": 100, "includeComplianceDetails": false }),
+        "tagging:GetResources" => {
+            json!({ "resourcesPerPage": 100, "includeComplianceDetails": false })
+        }
         "rds:DescribeDBInstances" | "rds:DescribeDBClusters" => json!({ "maxRecords": 100 }),
         "monitoring:DescribeAlarms" => json!({ "maxRecords": 100 }),
         _ => return None,

@@ -336,7 +336,7 @@ impl<'c> Detector<'c> {
                 write(key(p, k.clone(), CONTEXT), *seen, &mut stats);
             }
         }
-        for (p, _) in &contexts {
+        for p in contexts.keys() {
             if known_principals.contains_key(*p) {
                 continue;
             }

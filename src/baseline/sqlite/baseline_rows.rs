@@ -9,7 +9,7 @@ use crate::baseline::{Commit, PairKey, PairState, PrincipalState, StoreError};
 use crate::cloudtrail::{IdentityType, Timestamp};
 
 /// SQLite integers are signed; counts beyond `i64::MAX` cannot happen in practice and saturate.
-pub(super) fn count_to_sql(count: u64) -> i64 {
+fn count_to_sql(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 

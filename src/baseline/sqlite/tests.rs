@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::*;
 use crate::alert::{FindingKind, Level, PrincipalRef, Severity};
 use crate::baseline::PairWrite;
+use crate::cloudtrail::IdentityType;
 
 fn account() -> AccountId {
     AccountId::parse("111122223333").expect("a valid account id")
@@ -110,13 +111,13 @@ async fn expired_pair_is_unknown_on_read() {
         .unwrap();
 
     let before = store
-        .known_pairs(&account(), &[k.clone()], t(99))
+        .known_pairs(&account(), std::slice::from_ref(&k), t(99))
         .await
         .unwrap();
     assert_eq!(before.get(&k), Some(&state(10, 20, 1, 100)));
     for at in [100, 150] {
         let after = store
-            .known_pairs(&account(), &[k.clone()], t(at))
+            .known_pairs(&account(), std::slice::from_ref(&k), t(at))
             .await
             .unwrap();
         assert!(after.is_empty(), "still known at {at}");
@@ -154,7 +155,7 @@ async fn accounts_do_not_share_a_baseline() {
         .await
         .unwrap();
     let elsewhere = store
-        .known_pairs(&other_account(), &[k.clone()], t(5))
+        .known_pairs(&other_account(), std::slice::from_ref(&k), t(5))
         .await
         .unwrap();
     assert!(elsewhere.is_empty());
@@ -197,7 +198,7 @@ async fn commit_keeps_earliest_first_seen() {
         .await
         .unwrap();
     let known = store
-        .known_pairs(&account(), &[k.clone()], t(0))
+        .known_pairs(&account(), std::slice::from_ref(&k), t(0))
         .await
         .unwrap();
     assert_eq!(known[&k], state(50, 90, 9, 2000));
@@ -208,7 +209,7 @@ async fn commit_keeps_earliest_first_seen() {
         .await
         .unwrap();
     let known = store
-        .known_pairs(&account(), &[k.clone()], t(0))
+        .known_pairs(&account(), std::slice::from_ref(&k), t(0))
         .await
         .unwrap();
     assert_eq!(known[&k], state(20, 30, 2, 3000));
@@ -333,7 +334,10 @@ async fn staging_the_same_finding_twice_keeps_one_and_its_delivery_state() {
     let store = memory();
     let f = finding("f1");
     assert_eq!(
-        store.stage(&[f.clone()], &sinks(&["hec"])).await.unwrap(),
+        store
+            .stage(std::slice::from_ref(&f), &sinks(&["hec"]))
+            .await
+            .unwrap(),
         1
     );
     store
@@ -357,7 +361,10 @@ async fn staging_the_same_finding_twice_keeps_one_and_its_delivery_state() {
 async fn pending_returns_the_finding_as_staged() {
     let store = memory();
     let f = finding("f1");
-    store.stage(&[f.clone()], &sinks(&["hec"])).await.unwrap();
+    store
+        .stage(std::slice::from_ref(&f), &sinks(&["hec"]))
+        .await
+        .unwrap();
     assert_eq!(store.pending("hec", 10).await.unwrap(), vec![f]);
 }
 
@@ -465,10 +472,13 @@ async fn values_that_look_like_sql_are_stored_verbatim() {
     store.commit(&account(), &commit).await.unwrap();
     let mut f = finding(evil);
     f.title = evil.to_string();
-    store.stage(&[f.clone()], &sinks(&[evil])).await.unwrap();
+    store
+        .stage(std::slice::from_ref(&f), &sinks(&[evil]))
+        .await
+        .unwrap();
 
     let known = store
-        .known_pairs(&account(), &[k.clone()], t(5))
+        .known_pairs(&account(), std::slice::from_ref(&k), t(5))
         .await
         .unwrap();
     assert_eq!(known[&k], state(1, 2, 3, 1000));
@@ -637,7 +647,7 @@ async fn reopening_keeps_everything() {
 
     let store = SqliteStore::open(&path).unwrap();
     let known = store
-        .known_pairs(&account(), &[k.clone()], t(10))
+        .known_pairs(&account(), std::slice::from_ref(&k), t(10))
         .await
         .unwrap();
     assert_eq!(known[&k], state(5, 6, 7, 1000));

@@ -46,7 +46,9 @@ pub fn service_assume_role(ctx: &mut Ctx, rng: &mut Rng, a: ServiceAssume) -> St
                 "expiration": sts_time(plus(t, 3600 * 6)),
             }
         }))
-        .resources(json!([{ "accountId": role.account, "type": "AWS::IAM::Role", "ARN": role.arn() }]));
+        .resources(
+            json!([{ "accountId": role.account, "type": "AWS::IAM::Role", "ARN": role.arn() }]),
+        );
     let actor = Actor::service(account, identity::aws_service(service), service);
     ctx.emit(call, &actor, rng);
     key
@@ -151,7 +153,14 @@ pub fn instances(ctx: &mut Ctx) {
 
 /// A Lambda execution environment: Lambda assumes the function's role, and the function then
 /// calls with that session from one of the region's public addresses.
-fn cold_start(ctx: &mut Ctx, rng: &mut Rng, account: usize, t: Timestamp, ip_first: &[u8], agent: &str) -> Actor {
+fn cold_start(
+    ctx: &mut Ctx,
+    rng: &mut Rng,
+    account: usize,
+    t: Timestamp,
+    ip_first: &[u8],
+    agent: &str,
+) -> Actor {
     let org = ctx.org;
     let acct = &org.accounts[account];
     let role = &acct.lambda;
@@ -166,7 +175,13 @@ fn cold_start(ctx: &mut Ctx, rng: &mut Rng, account: usize, t: Timestamp, ip_fir
     };
     let key = service_assume_role(ctx, rng, how);
     let id = identity::assumed_role(role, function, &key, t, SessionKind::Plain);
-    let ip = format!("{}.{}.{}.{}", rng.pick(ip_first), rng.range(1, 254), rng.range(1, 254), rng.range(2, 250));
+    let ip = format!(
+        "{}.{}.{}.{}",
+        rng.pick(ip_first),
+        rng.range(1, 254),
+        rng.range(1, 254),
+        rng.range(2, 250)
+    );
     Actor::new(account, id, &ip, agent, Origin::Client)
 }
 
@@ -192,13 +207,15 @@ fn order_export(ctx: &mut Ctx) {
             _ => {
                 let actor = cold_start(ctx, &mut rng, PROD, t, &[3, 34, 52], agents::LAMBDA_PYTHON);
                 t = plus(t, 1);
-                let call = Call::new(t, region, "secretsmanager:GetSecretValue")
-                    .req(params::request("secretsmanager:GetSecretValue", &res).unwrap_or_default());
+                let call = Call::new(t, region, "secretsmanager:GetSecretValue").req(
+                    params::request("secretsmanager:GetSecretValue", &res).unwrap_or_default(),
+                );
                 ctx.emit(call, &actor, &mut rng);
                 actor
             }
         };
-        let get = Call::new(plus(t, 1), region, "ssm:GetParameter").req(params::request("ssm:GetParameter", &res).unwrap_or_default());
+        let get = Call::new(plus(t, 1), region, "ssm:GetParameter")
+            .req(params::request("ssm:GetParameter", &res).unwrap_or_default());
         ctx.emit(get, &actor, &mut rng);
         let key = Call::new(plus(t, rng.range(3, 40)), region, "kms:GenerateDataKey").req(json!({
             "keyId": "alias/order-export",
@@ -236,12 +253,20 @@ fn image_resize(ctx: &mut Ctx) {
                     let actor = cold_start(ctx, &mut rng, DEV, t, &[35, 44, 54], &agent);
                     let get = Call::new(plus(t, 1), region, "ssm:GetParameter")
                         .req(params::request("ssm:GetParameter", &res).unwrap_or_default());
-                    ctx.emit(get, &actor.with_agent(&agents::lambda_node("ssm")), &mut rng);
+                    ctx.emit(
+                        get,
+                        &actor.with_agent(&agents::lambda_node("ssm")),
+                        &mut rng,
+                    );
                     let decrypt = Call::new(plus(t, 1), region, "kms:Decrypt").req(json!({
                         "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
                         "encryptionContext": { "LambdaFunctionName": res.function }
                     }));
-                    ctx.emit(decrypt, &actor.with_agent(&agents::lambda_node("kms")), &mut rng);
+                    ctx.emit(
+                        decrypt,
+                        &actor.with_agent(&agents::lambda_node("kms")),
+                        &mut rng,
+                    );
                     actor
                 }
             };
@@ -262,13 +287,25 @@ fn guardrails(ctx: &mut Ctx) {
     let days: Vec<Timestamp> = ctx.days().collect();
     for day in days {
         let t = at(day, 5, 0, rng.range(5, 40));
-        let actor = cold_start(ctx, &mut rng, MGMT, t, &[3, 18, 44, 54], agents::LAMBDA_PYTHON);
+        let actor = cold_start(
+            ctx,
+            &mut rng,
+            MGMT,
+            t,
+            &[3, 18, 44, 54],
+            agents::LAMBDA_PYTHON,
+        );
         let mut t = plus(t, 1);
-        ctx.emit(Call::new(t, region, "organizations:ListAccounts"), &actor, &mut rng);
+        ctx.emit(
+            Call::new(t, region, "organizations:ListAccounts"),
+            &actor,
+            &mut rng,
+        );
         for account in &org.accounts {
             t = plus(t, 1);
-            let call = Call::new(t, region, "organizations:ListPoliciesForTarget")
-                .req(json!({ "targetId": account.id.as_str(), "filter": "SERVICE_CONTROL_POLICY" }));
+            let call = Call::new(t, region, "organizations:ListPoliciesForTarget").req(
+                json!({ "targetId": account.id.as_str(), "filter": "SERVICE_CONTROL_POLICY" }),
+            );
             ctx.emit(call, &actor, &mut rng);
         }
         let call = Call::new(plus(t, 1), region, "iam:GetAccountPasswordPolicy");

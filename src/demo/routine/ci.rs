@@ -9,7 +9,7 @@ use crate::cloudtrail::Timestamp;
 use super::super::agents;
 use super::super::event::{session_token, sts_time, Call};
 use super::super::identity::{self, Actor, Origin, SessionKind};
-use super::super::org::{GLOBAL, DEV, MGMT, PROD};
+use super::super::org::{DEV, GLOBAL, MGMT, PROD};
 use super::super::params::{self, Resources};
 use super::super::rng::Rng;
 use super::{at, is_workday, plus, Ctx};
@@ -72,7 +72,9 @@ fn change(kind: u32, r: &Resources, rng: &mut Rng) -> (&'static str, Value, Opti
         0 => (
             "lambda:UpdateFunctionCode20150331v2",
             json!({ "functionName": r.function, "s3Bucket": r.artifacts_bucket, "s3Key": format!("builds/{}/{}.zip", r.function, &sha[..12]), "publish": false }),
-            Some(json!({ "functionName": r.function, "functionArn": r.function_arn(), "lastUpdateStatus": "InProgress", "state": "Active" })),
+            Some(
+                json!({ "functionName": r.function, "functionArn": r.function_arn(), "lastUpdateStatus": "InProgress", "state": "Active" }),
+            ),
         ),
         1 => {
             let revision = rng.range(100, 400);
@@ -83,7 +85,9 @@ fn change(kind: u32, r: &Resources, rng: &mut Rng) -> (&'static str, Value, Opti
                     "containerDefinitions": [{ "name": r.service, "image": format!("{}.dkr.ecr.{}.amazonaws.com/{}:{}", r.account, r.region, r.service, &sha[..12]) }],
                     "networkMode": "awsvpc", "cpu": "512", "memory": "1024"
                 }),
-                Some(json!({ "taskDefinition": { "taskDefinitionArn": format!("arn:aws:ecs:{}:{}:task-definition/{}:{revision}", r.region, r.account, r.service), "revision": revision } })),
+                Some(
+                    json!({ "taskDefinition": { "taskDefinitionArn": format!("arn:aws:ecs:{}:{}:task-definition/{}:{revision}", r.region, r.account, r.service), "revision": revision } }),
+                ),
             )
         }
         2 => (
@@ -120,7 +124,12 @@ const CHANGES: [(u32, u32); 7] = [(0, 30), (1, 20), (2, 20), (3, 10), (4, 6), (5
 /// A GitHub-hosted runner's address (Azure ranges).
 fn runner_ip(rng: &mut Rng) -> String {
     let first = *rng.pick(&[4u8, 13, 20, 40, 52, 172]);
-    format!("{first}.{}.{}.{}", rng.range(1, 254), rng.range(1, 254), rng.range(2, 250))
+    format!(
+        "{first}.{}.{}.{}",
+        rng.range(1, 254),
+        rng.range(1, 254),
+        rng.range(2, 250)
+    )
 }
 
 /// Starts a run: records `AssumeRoleWithWebIdentity` and returns the role session.
@@ -132,7 +141,13 @@ pub fn start_run(ctx: &mut Ctx, rng: &mut Rng, account: usize, t: Timestamp) -> 
     let key = identity::session_key(rng);
     let ip = runner_ip(rng);
     let provider = acct.oidc_provider_arn();
-    let caller = Actor::new(account, identity::web_identity(acct, &subject), &ip, agents::GITHUB_ACTION, Origin::Client);
+    let caller = Actor::new(
+        account,
+        identity::web_identity(acct, &subject),
+        &ip,
+        agents::GITHUB_ACTION,
+        Origin::Client,
+    );
     let call = Call::new(t, acct.home, "sts:AssumeRoleWithWebIdentity")
         .req(json!({ "roleArn": acct.ci.arn(), "roleSessionName": session, "durationSeconds": 3600 }))
         .resp(json!({
@@ -144,7 +159,13 @@ pub fn start_run(ctx: &mut Ctx, rng: &mut Rng, account: usize, t: Timestamp) -> 
         }))
         .resources(json!([{ "accountId": acct.id.as_str(), "type": "AWS::IAM::Role", "ARN": acct.ci.arn() }]));
     ctx.emit(call, &caller, rng);
-    let id = identity::assumed_role(&acct.ci, &session, &key, t, SessionKind::WebIdentity(&provider));
+    let id = identity::assumed_role(
+        &acct.ci,
+        &session,
+        &key,
+        t,
+        SessionKind::WebIdentity(&provider),
+    );
     Actor::new(account, id, &ip, "", Origin::Client)
 }
 
@@ -210,7 +231,10 @@ pub fn deployments(ctx: &mut Ctx) {
             if is_workday(day) {
                 for h in 8..18 {
                     for _ in 0..rng.poisson(pushes_per_hour(account, h)) {
-                        runs.push((at(day, h, rng.range(0, 59), rng.range(0, 59)), rng.chance(0.45)));
+                        runs.push((
+                            at(day, h, rng.range(0, 59), rng.range(0, 59)),
+                            rng.chance(0.45),
+                        ));
                     }
                 }
             }

@@ -30,7 +30,11 @@ pub fn backup_user(ctx: &mut Ctx) {
         let mut t = at(day, 1, 30, rng.range(0, 240));
         let date = day.to_string();
         let date = &date[..10];
-        ctx.emit(Call::new(t, GLOBAL, "sts:GetCallerIdentity"), &actor, &mut rng);
+        ctx.emit(
+            Call::new(t, GLOBAL, "sts:GetCallerIdentity"),
+            &actor,
+            &mut rng,
+        );
         t = plus(t, 2);
         let describe = Call::new(t, home, "ec2:DescribeVolumes").req(json!({
             "volumeSet": {},
@@ -63,7 +67,8 @@ pub fn backup_user(ctx: &mut Ctx) {
         for _ in 0..volumes.len() {
             t = plus(t, 1);
             let snapshot = format!("snap-0{}", rng.hex(16));
-            let mut delete = Call::new(t, home, "ec2:DeleteSnapshot").req(json!({ "snapshotId": snapshot }));
+            let mut delete =
+                Call::new(t, home, "ec2:DeleteSnapshot").req(json!({ "snapshotId": snapshot }));
             if rng.chance(0.03) {
                 delete = delete.error(
                     "Client.InvalidSnapshot.InUse",
@@ -90,7 +95,13 @@ pub fn billing_reporter(ctx: &mut Ctx) {
     let org = ctx.org;
     let user = &org.billing_reporter;
     let ip = &org.billing_host_ip;
-    let caller = Actor::new(MGMT, identity::iam_user(user), ip, agents::BILLING_SCRIPT, Origin::Client);
+    let caller = Actor::new(
+        MGMT,
+        identity::iam_user(user),
+        ip,
+        agents::BILLING_SCRIPT,
+        Origin::Client,
+    );
     let name = "billing-export";
     let days: Vec<Timestamp> = ctx.days().collect();
     for day in days {
@@ -132,6 +143,10 @@ pub fn billing_reporter(ctx: &mut Ctx) {
             "timePeriod": { "start": &date[..10] }, "metric": "UNBLENDED_COST", "granularity": "MONTHLY"
         }));
         ctx.emit(forecast, &session, &mut rng);
-        ctx.emit(Call::new(plus(t, 1), GLOBAL, "organizations:ListAccounts"), &session, &mut rng);
+        ctx.emit(
+            Call::new(plus(t, 1), GLOBAL, "organizations:ListAccounts"),
+            &session,
+            &mut rng,
+        );
     }
 }

@@ -11,7 +11,7 @@ mod jobs;
 mod people;
 mod services;
 
-pub use ci::{region_of, start_run};
+pub use ci::start_run;
 
 use crate::cloudtrail::{Span, Timestamp};
 

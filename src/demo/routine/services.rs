@@ -20,7 +20,9 @@ pub fn monitoring_vendor(ctx: &mut Ctx) {
     for (account, acct) in org.accounts.iter().enumerate() {
         let mut rng = ctx.rng(&format!("vendor/{account}"));
         let res = Resources::of(acct);
-        let polls: Vec<Timestamp> = ctx.every(Span::minutes(30), Span::seconds(rng.range(0, 1799))).collect();
+        let polls: Vec<Timestamp> = ctx
+            .every(Span::minutes(30), Span::seconds(rng.range(0, 1799)))
+            .collect();
         let external_id = rng.hex(32);
         let mut session: Option<Actor> = None;
         for (n, poll) in polls.into_iter().enumerate() {
@@ -30,7 +32,10 @@ pub fn monitoring_vendor(ctx: &mut Ctx) {
             if hourly || session.is_none() {
                 let name = format!("MonitoringVendor-{}", rng.hex(8));
                 let key = identity::session_key(&mut rng);
-                let caller = identity::aws_account(&format!("{}:collector-{}", org.vendor_role_id, rng.range(1, 6)), &org.vendor_account);
+                let caller = identity::aws_account(
+                    &format!("{}:collector-{}", org.vendor_role_id, rng.range(1, 6)),
+                    &org.vendor_account,
+                );
                 let call = Call::new(t, GLOBAL, "sts:AssumeRole")
                     .req(json!({ "roleArn": acct.monitoring.arn(), "roleSessionName": name, "externalId": external_id, "durationSeconds": 3600 }))
                     .resp(json!({
@@ -38,17 +43,44 @@ pub fn monitoring_vendor(ctx: &mut Ctx) {
                         "assumedRoleUser": { "assumedRoleId": format!("{}:{name}", acct.monitoring.id), "arn": acct.monitoring.session_arn(&name) }
                     }))
                     .resources(json!([{ "accountId": acct.id.as_str(), "type": "AWS::IAM::Role", "ARN": acct.monitoring.arn() }]));
-                ctx.emit(call, &Actor::new(account, caller, &ip, agents::MONITORING_VENDOR, Origin::Client), &mut rng);
-                let id = identity::assumed_role(&acct.monitoring, &name, &key, t, SessionKind::Plain);
-                session = Some(Actor::new(account, id, &ip, agents::MONITORING_VENDOR, Origin::Client));
+                ctx.emit(
+                    call,
+                    &Actor::new(
+                        account,
+                        caller,
+                        &ip,
+                        agents::MONITORING_VENDOR,
+                        Origin::Client,
+                    ),
+                    &mut rng,
+                );
+                let id =
+                    identity::assumed_role(&acct.monitoring, &name, &key, t, SessionKind::Plain);
+                session = Some(Actor::new(
+                    account,
+                    id,
+                    &ip,
+                    agents::MONITORING_VENDOR,
+                    Origin::Client,
+                ));
             }
-            let Some(actor) = session.as_mut() else { continue };
+            let Some(actor) = session.as_mut() else {
+                continue;
+            };
             actor.ip = ip;
             let mut t = plus(t, 2);
             for region in REGIONS {
-                let mut actions = vec!["ec2:DescribeInstances", "monitoring:DescribeAlarms", "tagging:GetResources"];
+                let mut actions = vec![
+                    "ec2:DescribeInstances",
+                    "monitoring:DescribeAlarms",
+                    "tagging:GetResources",
+                ];
                 if hourly {
-                    actions.extend(["rds:DescribeDBInstances", "lambda:ListFunctions20150331", "elasticloadbalancing:DescribeLoadBalancers"]);
+                    actions.extend([
+                        "rds:DescribeDBInstances",
+                        "lambda:ListFunctions20150331",
+                        "elasticloadbalancing:DescribeLoadBalancers",
+                    ]);
                 }
                 for action in actions {
                     t = plus(t, rng.range(0, 1));
@@ -63,7 +95,11 @@ pub fn monitoring_vendor(ctx: &mut Ctx) {
                 }
             }
             if hourly {
-                ctx.emit(Call::new(t, GLOBAL, "iam:ListAccountAliases"), actor, &mut rng);
+                ctx.emit(
+                    Call::new(t, GLOBAL, "iam:ListAccountAliases"),
+                    actor,
+                    &mut rng,
+                );
             }
         }
     }
@@ -86,7 +122,9 @@ pub fn config_recorder(ctx: &mut Ctx) {
             let mut rng = ctx.rng(&format!("config/{account}/{region}"));
             let res = Resources::of(acct);
             let session = "AWSConfig-Describe";
-            let ticks: Vec<Timestamp> = ctx.every(Span::hours(1), Span::seconds(rng.range(0, 3599))).collect();
+            let ticks: Vec<Timestamp> = ctx
+                .every(Span::hours(1), Span::seconds(rng.range(0, 3599)))
+                .collect();
             for (n, tick) in ticks.into_iter().enumerate() {
                 let t = plus(tick, rng.range(0, 60));
                 let how = ServiceAssume {
@@ -98,7 +136,13 @@ pub fn config_recorder(ctx: &mut Ctx) {
                     t,
                 };
                 let key = service_assume_role(ctx, &mut rng, how);
-                let id = identity::assumed_role(&acct.config, session, &key, t, SessionKind::InvokedBy("config.amazonaws.com"));
+                let id = identity::assumed_role(
+                    &acct.config,
+                    session,
+                    &key,
+                    t,
+                    SessionKind::InvokedBy("config.amazonaws.com"),
+                );
                 let actor = Actor::service(account, id, "config.amazonaws.com");
                 for i in 0..3 {
                     let action = *rng.pick(&DESCRIBES);
@@ -122,7 +166,11 @@ pub fn config_recorder(ctx: &mut Ctx) {
 pub fn service_events(ctx: &mut Ctx) {
     let org = ctx.org;
     let mut rng = ctx.rng("service/cloudtrail");
-    let trail = Actor::service(MGMT, identity::aws_service("cloudtrail.amazonaws.com"), "cloudtrail.amazonaws.com");
+    let trail = Actor::service(
+        MGMT,
+        identity::aws_service("cloudtrail.amazonaws.com"),
+        "cloudtrail.amazonaws.com",
+    );
     let bucket = &org.trail_bucket;
     let ticks: Vec<Timestamp> = ctx.every(Span::hours(1), Span::minutes(7)).collect();
     for tick in ticks {
@@ -143,8 +191,17 @@ pub fn service_events(ctx: &mut Ctx) {
     );
     let plan = rng.uuid();
     let resources = [
-        ("RDS", format!("arn:aws:rds:{region}:{}:db:orders-db", res.account)),
-        ("DynamoDB", format!("arn:aws:dynamodb:{region}:{}:table/{}", res.account, res.table)),
+        (
+            "RDS",
+            format!("arn:aws:rds:{region}:{}:db:orders-db", res.account),
+        ),
+        (
+            "DynamoDB",
+            format!(
+                "arn:aws:dynamodb:{region}:{}:table/{}",
+                res.account, res.table
+            ),
+        ),
     ];
     let days: Vec<Timestamp> = ctx.days().collect();
     for day in days {
