@@ -229,6 +229,8 @@ pub struct SeverityConfig {
     /// Both a new network and a new client at once: the signature of credentials used away
     /// from where they live (an instance role's keys on a laptop).
     pub new_network_and_client: i32,
+    /// A console sign-in without MFA among the calls.
+    pub console_login_without_mfa: i32,
     /// A denied call (kind new-denied-action); negative: one denial is usually noise.
     pub denied: i32,
     /// The principal had at least `denied_burst_min` new denied actions in the window.
@@ -279,6 +281,7 @@ impl Default for SeverityConfig {
             new_network: 15,
             new_client: 15,
             new_network_and_client: 15,
+            console_login_without_mfa: 20,
             denied: -5,
             denied_burst: 20,
             denied_burst_min: 5,

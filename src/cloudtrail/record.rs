@@ -219,6 +219,13 @@ pub struct OnBehalfOf<'a> {
     pub identity_store_arn: Text<'a>,
 }
 
+/// The part of `additionalEventData` the hunt reads: console sign-ins say whether MFA was used.
+#[derive(Debug, Default, Deserialize)]
+pub struct AdditionalEventData<'a> {
+    #[serde(borrow, default, rename = "MFAUsed")]
+    pub mfa_used: Text<'a>,
+}
+
 /// `userIdentity`, with every member optional: service events omit most of them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -273,6 +280,21 @@ pub struct Record<'a> {
     pub event_type: Text<'a>,
     #[serde(borrow, default)]
     pub user_identity: Lenient<UserIdentity<'a>>,
+    #[serde(borrow, default)]
+    pub additional_event_data: Lenient<AdditionalEventData<'a>>,
+}
+
+impl Record<'_> {
+    /// A console sign-in that says it used no MFA (`additionalEventData.MFAUsed: "No"`).
+    pub fn console_login_without_mfa(&self) -> bool {
+        self.event_name == "ConsoleLogin"
+            && self
+                .additional_event_data
+                .0
+                .as_ref()
+                .and_then(|d| d.mfa_used.get())
+                .is_some_and(|v| v.eq_ignore_ascii_case("no"))
+    }
 }
 
 impl<'a> Record<'a> {

@@ -466,6 +466,7 @@ impl<'c> Detector<'c> {
                 always_alert: always,
                 new_network,
                 new_client,
+                logins_without_mfa: row.logins_without_mfa,
             };
             let facts = Facts {
                 new_actions: if kind == FindingKind::NewAction {
@@ -585,6 +586,7 @@ impl<'c> Detector<'c> {
             identity: Some(p.kind),
             action: Some(worst.action.clone()),
             always_alert: always,
+            logins_without_mfa: rows.iter().map(|r| r.logins_without_mfa).sum(),
             ..Facts::default()
         };
         let mut actions: Vec<String> = rows.iter().map(|r| r.action.short()).collect();

@@ -28,6 +28,8 @@ pub struct Facts {
     pub new_network: Option<String>,
     /// A client family the principal had not used (`aws-cli`).
     pub new_client: Option<String>,
+    /// Console sign-ins without MFA among the calls.
+    pub logins_without_mfa: u64,
 }
 
 pub struct Grader {
@@ -149,6 +151,13 @@ impl Grader {
                 "new-network-and-client",
                 w.new_network_and_client,
                 "a new network and a new client together: credentials used away from their usual place".into(),
+            );
+        }
+        if f.logins_without_mfa > 0 {
+            add(
+                "console-login-without-mfa",
+                w.console_login_without_mfa,
+                format!("{} console sign-in(s) without MFA", f.logins_without_mfa),
             );
         }
         if kind == FindingKind::NewDeniedAction {

@@ -59,12 +59,16 @@ pub struct Activity {
     pub event_ids: Samples,
     /// `readOnly` of the calls, when CloudTrail said.
     pub read_only: Option<bool>,
+    /// Console sign-ins among the calls that used no MFA.
+    #[serde(default)]
+    pub logins_without_mfa: u64,
 }
 
 impl Activity {
     /// Folds another row for the same key into this one.
     pub fn merge(&mut self, other: Activity) {
         self.count += other.count;
+        self.logins_without_mfa += other.logins_without_mfa;
         self.first_time = self.first_time.min(other.first_time);
         self.last_time = self.last_time.max(other.last_time);
         self.regions.merge(other.regions);

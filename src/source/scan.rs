@@ -410,8 +410,12 @@ fn fold_record(r: &Record<'_>, account: &AccountId, part: &mut Partial) {
         error_codes: Samples::default(),
         event_ids: Samples::default(),
         read_only: None,
+        logins_without_mfa: 0,
     });
     row.count += 1;
+    if r.console_login_without_mfa() {
+        row.logins_without_mfa += 1;
+    }
     row.first_time = row.first_time.min(r.event_time);
     row.last_time = row.last_time.max(r.event_time);
     if let Some(v) = r.aws_region.get() {
