@@ -15,7 +15,7 @@ use crate::baseline::{BaselineStore, Commit, StoreError};
 use crate::cloudtrail::{AccountId, Timestamp};
 use crate::config::Config;
 use crate::detect::{DetectStats, Detector, Mode};
-use crate::source::{ActivitySource, ScanReport, SourceError};
+use crate::source::{ActivityBatch, ActivitySource, ScanReport, SourceError};
 use crate::window::{Plan, Window};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,28 +92,58 @@ impl Hunter {
         let detector = Detector::new(&self.config);
         let mut report = AccountReport::default();
         let windows = self.windows(account, period).await?;
+        // Windows with no activity at all only move the watermark; they are committed
+        // together, so a first hunt after learning old logs does not pay a transaction per
+        // empty day.
+        let mut quiet_until: Option<Timestamp> = None;
         for window in windows {
             let span = tracing::info_span!("window", account = %account, window = %window);
-            self.run_window(&detector, account, window, period, mode, &mut report)
+            let batch = self
+                .source
+                .activity(account, &window)
+                .instrument(span.clone())
+                .await?;
+            report.windows += 1;
+            if batch.rows.is_empty() && batch.report.records == 0 {
+                quiet_until = Some(window.end);
+                report.scan.merge(batch.report);
+                continue;
+            }
+            if let Some(end) = quiet_until.take() {
+                self.advance(account, end).await?;
+            }
+            self.run_window(&detector, account, batch, period, mode, &mut report)
                 .instrument(span)
                 .await?;
         }
+        if let Some(end) = quiet_until {
+            self.advance(account, end).await?;
+        }
         Ok(report)
+    }
+
+    /// Moves the watermark over windows that had nothing in them.
+    async fn advance(&self, account: &AccountId, end: Timestamp) -> Result<(), HuntError> {
+        let commit = Commit {
+            watermark: Some(end),
+            ..Commit::default()
+        };
+        Ok(self.store.commit(account, &commit).await?)
     }
 
     async fn run_window(
         &self,
         detector: &Detector<'_>,
         account: &AccountId,
-        window: Window,
+        batch: ActivityBatch,
         period: Period,
         mode: Mode,
         report: &mut AccountReport,
     ) -> Result<(), HuntError> {
+        // Marked before anything is staged: a stop from here on redoes this same window.
         if matches!(period, Period::Scheduled) {
-            self.store.begin_window(account, window.end).await?;
+            self.store.begin_window(account, batch.window.end).await?;
         }
-        let batch = self.source.activity(account, &window).await?;
         tracing::debug!(
             rows = batch.rows.len(),
             records = batch.report.records,
@@ -129,7 +159,6 @@ impl Hunter {
             staged,
             "window committed"
         );
-        report.windows += 1;
         report.findings_new += staged as u64;
         report.findings.extend(detection.findings);
         report.scan.merge(batch.report);

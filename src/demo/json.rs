@@ -9,6 +9,12 @@ use serde_json::Value;
 /// Appends `text` as a JSON string literal.
 pub fn push_str_literal(out: &mut String, text: &str) {
     out.push('"');
+    // Nearly every string needs no escaping; copy those whole.
+    if !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -128,7 +128,10 @@ pub fn generate(root: &Path, opts: &DemoOptions) -> io::Result<DemoManifest> {
     let objects = deliver::objects(deliveries, &events, opts.seed);
 
     std::fs::create_dir_all(root)?;
-    let (totals, logs) = write::objects(root, &org, &objects, &events)?;
+    let digests_from = end
+        .floor_to(Span::hours(1))
+        .saturating_sub(Span::hours(DIGEST_HOURS));
+    let (totals, logs) = write::objects(root, &org, &objects, &events, digests_from)?;
     write::digests(root, &org, &logs, opts.seed, DIGEST_HOURS, end)?;
 
     let injected = planned

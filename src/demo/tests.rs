@@ -1,10 +1,14 @@
 //! The demo's promises, checked the way the product reads the folder: through the object-name
 //! parser, the readers, `Record::parse` and `Principal::of`.
+//!
+//! One small organisation (two days) is generated and read back once, then dropped from disk;
+//! the tests share what was read.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use crate::cloudtrail::layout::{parse_object_name, ObjectKind};
+use crate::cloudtrail::layout::{parse_object_name, ObjectKind, ObjectName};
 use crate::cloudtrail::reader::{decompress, split_records};
 use crate::cloudtrail::{Action, IdentityType, Outcome, Principal, Record, Timestamp};
 
@@ -13,10 +17,10 @@ use super::{generate, DemoManifest, DemoOptions};
 /// A Wednesday late morning, so the hunt hour has people at work as well as automation.
 const END: &str = "2024-06-05T11:00:00Z";
 
-fn options(seed: u64) -> DemoOptions {
+fn options(seed: u64, days: u32) -> DemoOptions {
     DemoOptions {
         seed,
-        days: 2,
+        days,
         end: Timestamp::parse(END).unwrap(),
     }
 }
@@ -40,7 +44,8 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// One record as the hunt sees it.
 struct Seen {
-    file: PathBuf,
+    /// Path of its object below the root, with `/` separators.
+    file: String,
     delivered: Timestamp,
     account: String,
     event_id: String,
@@ -51,40 +56,90 @@ struct Seen {
     outcome: Outcome,
 }
 
-/// Generates a small org and reads every log object back.
-fn generate_and_read(seed: u64) -> (tempfile::TempDir, DemoManifest, Vec<Seen>) {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = generate(dir.path(), &options(seed)).unwrap();
-    let mut seen = Vec::new();
-    for path in files(dir.path()) {
-        let name = path.file_name().unwrap().to_str().unwrap();
-        let object =
-            parse_object_name(name).unwrap_or_else(|| panic!("not a CloudTrail name: {name}"));
-        if object.kind != ObjectKind::Log {
-            continue;
+/// Everything read back from the generated folder.
+struct ReadBack {
+    manifest: DemoManifest,
+    seen: Vec<Seen>,
+    /// Digest objects: relative path, parsed name, and whether the content lists log files.
+    digests: Vec<(String, ObjectName, bool)>,
+    /// What could not be read the way the product reads it.
+    problems: Vec<String>,
+}
+
+fn read_back() -> &'static ReadBack {
+    static SHARED: OnceLock<ReadBack> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = generate(dir.path(), &options(7, 2)).unwrap();
+        let mut out = ReadBack {
+            manifest,
+            seen: Vec::new(),
+            digests: Vec::new(),
+            problems: Vec::new(),
+        };
+        for path in files(dir.path()) {
+            let rel = path
+                .strip_prefix(dir.path())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            read_object(&path, rel, &mut out);
         }
-        let bytes = decompress(std::fs::read(&path).unwrap()).unwrap();
-        let split = split_records(&bytes);
-        assert!(split.error.is_none(), "{name}: {:?}", split.error);
-        assert!(!split.records.is_empty(), "{name} is empty");
-        for raw in split.records {
-            let record = Record::parse(raw.get()).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let principal = Principal::of(&record, object.account.as_str())
-                .unwrap_or_else(|e| panic!("{name}: {}", e.reason()));
-            seen.push(Seen {
-                file: path.clone(),
-                delivered: object.delivered,
-                account: object.account.to_string(),
-                event_id: record.event_id.get().unwrap().to_string(),
-                time: record.event_time,
-                principal: principal.key,
-                kind: principal.kind,
-                action: Action::new(&record.event_source, &record.event_name).short(),
-                outcome: Outcome::of(record.error_code.get()),
-            });
-        }
+        out
+    })
+}
+
+fn read_object(path: &Path, rel: String, out: &mut ReadBack) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let Some(object) = parse_object_name(name) else {
+        out.problems
+            .push(format!("{rel}: not a CloudTrail object name"));
+        return;
+    };
+    let bytes = match decompress(std::fs::read(path).unwrap()) {
+        Ok(b) => b,
+        Err(e) => return out.problems.push(format!("{rel}: {e}")),
+    };
+    if object.kind == ObjectKind::Digest {
+        let lists = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .is_ok_and(|v| v["logFiles"].is_array());
+        out.digests.push((rel, object, lists));
+        return;
     }
-    (dir, manifest, seen)
+    let split = split_records(&bytes);
+    if let Some(e) = split.error {
+        out.problems.push(format!("{rel}: {e}"));
+    }
+    if split.records.is_empty() {
+        out.problems.push(format!("{rel}: no records"));
+    }
+    for raw in split.records {
+        let record = match Record::parse(raw.get()) {
+            Ok(r) => r,
+            Err(e) => {
+                out.problems.push(format!("{rel}: {e}"));
+                continue;
+            }
+        };
+        let principal = match Principal::of(&record, object.account.as_str()) {
+            Ok(p) => p,
+            Err(e) => {
+                out.problems.push(format!("{rel}: {}", e.reason()));
+                continue;
+            }
+        };
+        out.seen.push(Seen {
+            file: rel.clone(),
+            delivered: object.delivered,
+            account: object.account.to_string(),
+            event_id: record.event_id.get().unwrap_or_default().to_string(),
+            time: record.event_time,
+            principal: principal.key,
+            kind: principal.kind,
+            action: Action::new(&record.event_source, &record.event_name).short(),
+            outcome: Outcome::of(record.error_code.get()),
+        });
+    }
 }
 
 #[test]
@@ -92,12 +147,9 @@ fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let c = tempfile::tempdir().unwrap();
-    let mut small = options(42);
-    small.days = 1;
-    let ma = generate(a.path(), &small).unwrap();
-    let mb = generate(b.path(), &small).unwrap();
-    small.seed = 43;
-    let mc = generate(c.path(), &small).unwrap();
+    let ma = generate(a.path(), &options(42, 1)).unwrap();
+    let mb = generate(b.path(), &options(42, 1)).unwrap();
+    let mc = generate(c.path(), &options(43, 1)).unwrap();
     let fa = files(a.path());
     let fb = files(b.path());
     let rel = |root: &Path, v: &[PathBuf]| -> Vec<PathBuf> {
@@ -123,12 +175,24 @@ fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
 }
 
 #[test]
-fn every_object_parses_and_no_event_is_after_its_delivery() {
-    let (dir, manifest, seen) = generate_and_read(7);
-    assert_eq!(seen.len() as u64, manifest.records);
-    let objects: BTreeSet<&PathBuf> = seen.iter().map(|s| &s.file).collect();
-    assert_eq!(objects.len() as u64, manifest.objects);
-    for s in &seen {
+fn every_object_is_read_the_way_the_product_reads_it() {
+    let r = read_back();
+    assert!(
+        r.problems.is_empty(),
+        "{:#?}",
+        &r.problems[..r.problems.len().min(10)]
+    );
+    assert_eq!(r.seen.len() as u64, r.manifest.records);
+    let objects: BTreeSet<&str> = r.seen.iter().map(|s| s.file.as_str()).collect();
+    assert_eq!(objects.len() as u64, r.manifest.objects);
+    assert!(r.seen.iter().all(|s| !s.event_id.is_empty()));
+}
+
+#[test]
+fn objects_sit_in_their_delivery_day_and_hold_no_event_after_delivery() {
+    let r = read_back();
+    let m = &r.manifest;
+    for s in &r.seen {
         assert!(
             s.time <= s.delivered,
             "{} at {} delivered {}",
@@ -136,33 +200,36 @@ fn every_object_parses_and_no_event_is_after_its_delivery() {
             s.time,
             s.delivered
         );
-        assert!(s.delivered >= manifest.history.0 && s.delivered < manifest.hunt.1);
-        let (y, m, d) = s.delivered.date();
-        let folder = format!("{y:04}/{m:02}/{d:02}");
-        let path = s
-            .file
-            .strip_prefix(dir.path())
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        assert!(path.contains(&folder), "{path} is not in {folder}");
-        assert!(path.starts_with(&format!("AWSLogs/o-")), "{path}");
+        assert!(s.delivered >= m.history.0 && s.delivered < m.hunt.1);
+        let (y, mo, d) = s.delivered.date();
+        let day = format!("/{y:04}/{mo:02}/{d:02}/");
+        let in_day = s.file.starts_with("AWSLogs/o-")
+            && s.file.contains("/CloudTrail/")
+            && s.file.contains(&day);
+        assert!(in_day, "{} is not in {day}", s.file);
     }
-    let accounts: BTreeSet<&str> = seen.iter().map(|s| s.account.as_str()).collect();
+    let accounts: BTreeSet<&str> = r.seen.iter().map(|s| s.account.as_str()).collect();
     assert_eq!(accounts.len(), 3);
+    let regions: BTreeSet<&str> = r
+        .seen
+        .iter()
+        .filter_map(|s| s.file.split('/').nth(4))
+        .collect();
+    assert!(regions.len() >= 3, "{regions:?}");
 }
 
 #[test]
 fn every_identity_type_appears() {
-    let (_dir, _manifest, seen) = generate_and_read(7);
-    let kinds: BTreeSet<IdentityType> = seen.iter().map(|s| s.kind).collect();
+    let r = read_back();
+    let kinds: BTreeSet<IdentityType> = r.seen.iter().map(|s| s.kind).collect();
     for kind in IdentityType::ALL {
         if kind != IdentityType::Unknown {
             assert!(kinds.contains(&kind), "no {kind} records");
         }
     }
     assert!(!kinds.contains(&IdentityType::Unknown));
-    let roles: BTreeSet<&str> = seen
+    let roles: BTreeSet<&str> = r
+        .seen
         .iter()
         .filter(|s| s.kind == IdentityType::AssumedRole)
         .map(|s| s.principal.as_str())
@@ -172,6 +239,7 @@ fn every_identity_type_appears() {
         "/aws-service-role/",
         ":role/ci/",
         ":role/app-server-role",
+        ":role/service-role/",
     ] {
         assert!(
             roles.iter().any(|r| r.contains(part)),
@@ -182,9 +250,10 @@ fn every_identity_type_appears() {
 
 #[test]
 fn injected_attacks_lie_in_the_hunt_hour_under_their_principal() {
-    let (_dir, manifest, seen) = generate_and_read(7);
-    let by_id: HashMap<&str, &Seen> = seen.iter().map(|s| (s.event_id.as_str(), s)).collect();
-    let names: BTreeSet<&str> = manifest.injected.iter().map(|a| a.name).collect();
+    let r = read_back();
+    let m = &r.manifest;
+    let by_id: HashMap<&str, &Seen> = r.seen.iter().map(|s| (s.event_id.as_str(), s)).collect();
+    let names: BTreeSet<&str> = m.injected.iter().map(|a| a.name).collect();
     for name in [
         "instance-credentials-exfiltrated",
         "access-key-for-another-user",
@@ -195,18 +264,18 @@ fn injected_attacks_lie_in_the_hunt_hour_under_their_principal() {
     ] {
         assert!(names.contains(name), "{name} missing");
     }
-    for attack in &manifest.injected {
+    for attack in &m.injected {
         assert!(!attack.event_ids.is_empty(), "{}", attack.name);
         for id in &attack.event_ids {
             let s = by_id
                 .get(id.as_str())
                 .unwrap_or_else(|| panic!("{}: {id} not written", attack.name));
             assert!(
-                s.delivered >= manifest.hunt.0 && s.delivered < manifest.hunt.1,
+                s.delivered >= m.hunt.0 && s.delivered < m.hunt.1,
                 "{}",
                 attack.name
             );
-            assert!(s.time >= manifest.hunt.0, "{}", attack.name);
+            assert!(s.time >= m.hunt.0, "{}", attack.name);
             assert_eq!(s.principal, attack.principal_key, "{}", attack.name);
             assert_eq!(s.account, attack.account.as_str(), "{}", attack.name);
             assert!(
@@ -217,32 +286,53 @@ fn injected_attacks_lie_in_the_hunt_hour_under_their_principal() {
             );
         }
     }
-    let burst = manifest
-        .injected
-        .iter()
-        .find(|a| a.name == "denied-burst")
-        .unwrap();
-    let denied = burst
+}
+
+#[test]
+fn attacks_have_the_shapes_of_their_techniques() {
+    let r = read_back();
+    let attack = |name: &str| r.manifest.injected.iter().find(|a| a.name == name).unwrap();
+    let by_id: HashMap<&str, &Seen> = r.seen.iter().map(|s| (s.event_id.as_str(), s)).collect();
+    let burst = attack("denied-burst");
+    let denied: Vec<&Seen> = burst
         .event_ids
         .iter()
-        .filter(|id| by_id[id.as_str()].outcome == Outcome::Denied)
-        .count();
-    assert!((20..=30).contains(&denied), "{denied} denied calls");
-    // The exfiltrated credentials belong to the same role the SSM agent uses every day.
-    let exfil = manifest
-        .injected
-        .iter()
-        .find(|a| a.name == "instance-credentials-exfiltrated")
-        .unwrap();
-    assert!(seen.iter().any(|s| s.principal == exfil.principal_key
+        .map(|id| by_id[id.as_str()])
+        .filter(|s| s.outcome == Outcome::Denied)
+        .collect();
+    assert!(
+        (20..=30).contains(&denied.len()),
+        "{} denied calls",
+        denied.len()
+    );
+    let first = denied.iter().map(|s| s.time).min().unwrap();
+    let last = denied.iter().map(|s| s.time).max().unwrap();
+    assert!(last.since(first).as_seconds() <= 60);
+    // The stolen credentials belong to the role the SSM agent uses every day.
+    let exfil = attack("instance-credentials-exfiltrated");
+    assert!(r.seen.iter().any(|s| s.principal == exfil.principal_key
         && s.action == "ssm:UpdateInstanceInformation"
-        && s.delivered < manifest.hunt.0));
+        && s.delivered < r.manifest.hunt.0));
+    assert!(attack("access-key-for-another-user")
+        .actions
+        .contains(&"iam:CreateAccessKey".to_string()));
+    assert!(attack("cloudtrail-stop-logging")
+        .actions
+        .contains(&"cloudtrail:StopLogging".to_string()));
+    assert_eq!(
+        attack("new-user-console-login-without-mfa").actions[0],
+        "signin:ConsoleLogin"
+    );
+    assert!(attack("root-console-login")
+        .principal_key
+        .ends_with(":root"));
 }
 
 #[test]
 fn hunt_hour_routine_is_known_behaviour() {
-    let (_dir, manifest, seen) = generate_and_read(7);
-    let attack_ids: HashSet<&str> = manifest
+    let r = read_back();
+    let m = &r.manifest;
+    let attack_ids: HashSet<&str> = m
         .injected
         .iter()
         .flat_map(|a| a.event_ids.iter().map(String::as_str))
@@ -255,15 +345,13 @@ fn hunt_hour_routine_is_known_behaviour() {
             s.outcome,
         )
     };
-    let history: HashSet<_> = seen
+    let history: HashSet<_> = r
+        .seen
         .iter()
-        .filter(|s| s.delivered < manifest.hunt.0)
+        .filter(|s| s.delivered < m.hunt.0)
         .map(key)
         .collect();
-    let hunt: Vec<&Seen> = seen
-        .iter()
-        .filter(|s| s.delivered >= manifest.hunt.0)
-        .collect();
+    let hunt: Vec<&Seen> = r.seen.iter().filter(|s| s.delivered >= m.hunt.0).collect();
     let new: BTreeSet<_> = hunt
         .iter()
         .filter(|s| !attack_ids.contains(s.event_id.as_str()) && !history.contains(&key(s)))
@@ -282,19 +370,22 @@ fn hunt_hour_routine_is_known_behaviour() {
 
 #[test]
 fn late_duplicate_and_after_midnight_deliveries_exist() {
-    let (_dir, _manifest, seen) = generate_and_read(7);
-    let late = seen
+    let r = read_back();
+    let late = r
+        .seen
         .iter()
         .filter(|s| s.delivered.unix() - s.time.unix() >= 30 * 60)
         .count();
     assert!(late > 0, "no late events");
     let mut ids = HashSet::new();
-    let twice = seen
+    let twice = r
+        .seen
         .iter()
         .filter(|s| !ids.insert(s.event_id.as_str()))
         .count();
     assert!(twice > 0, "no event delivered twice");
-    let across = seen
+    let across = r
+        .seen
         .iter()
         .filter(|s| s.time.day_start() < s.delivered.day_start())
         .count();
@@ -305,32 +396,26 @@ fn late_duplicate_and_after_midnight_deliveries_exist() {
 }
 
 #[test]
-fn digests_are_beside_the_logs_and_one_falls_in_the_hunt_hour() {
-    let (dir, manifest, _seen) = generate_and_read(7);
-    let digests: Vec<_> = files(dir.path())
-        .into_iter()
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_string();
-            let parsed = parse_object_name(&name)?;
-            (parsed.kind == ObjectKind::Digest).then_some((p, parsed))
-        })
-        .collect();
-    assert!(!digests.is_empty());
-    for (path, _) in &digests {
-        assert!(path.to_string_lossy().contains("CloudTrail-Digest"));
-        let text = decompress(std::fs::read(path).unwrap()).unwrap();
-        let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
-        assert!(value["logFiles"].is_array());
+fn digests_sit_beside_the_logs_and_one_falls_in_the_hunt_hour() {
+    let r = read_back();
+    assert!(!r.digests.is_empty());
+    for (path, name, lists) in &r.digests {
+        assert!(
+            path.contains(&format!("/{}/CloudTrail-Digest/", name.account)),
+            "{path}"
+        );
+        assert!(lists, "{path} lists no log files");
     }
-    assert!(digests.iter().any(|(_, d)| d.delivered >= manifest.hunt.0));
+    assert!(r
+        .digests
+        .iter()
+        .any(|(_, d, _)| d.delivered >= r.manifest.hunt.0));
 }
 
 #[test]
 fn no_history_is_an_input_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(1);
-    opts.days = 0;
-    let err = generate(dir.path(), &opts).unwrap_err();
+    let err = generate(dir.path(), &options(1, 0)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
 
@@ -338,12 +423,9 @@ fn no_history_is_an_input_error() {
 #[ignore = "prints the volume of a full demo; run with --release -- --ignored --nocapture"]
 fn full_demo_volume() {
     let dir = tempfile::tempdir().unwrap();
+    let out = std::env::var_os("DEMO_OUT").map_or_else(|| dir.path().to_path_buf(), PathBuf::from);
     let started = std::time::Instant::now();
-    let m = generate(
-        dir.path(),
-        &DemoOptions::new(1, Timestamp::parse(END).unwrap()),
-    )
-    .unwrap();
+    let m = generate(&out, &options(1, DemoOptions::DEFAULT_DAYS)).unwrap();
     println!(
         "objects {} records {} MB {:.1} in {:.2?}",
         m.objects,
