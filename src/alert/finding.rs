@@ -19,6 +19,9 @@ pub enum FindingKind {
     /// error other than a refusal (`TrailNotFoundException` for a `StopLogging`, say): it was
     /// allowed to try, which matters as much as succeeding.
     NewFailedAction,
+    /// A principal was refused many actions it never tried before, in one window: probing
+    /// what its credentials allow. Replaces the single refusals it is made of.
+    DeniedBurst,
     /// A principal appeared in an account that already has history.
     NewPrincipal,
     /// An account could not be hunted.
@@ -31,6 +34,7 @@ impl FindingKind {
             FindingKind::NewAction => "new-action",
             FindingKind::NewDeniedAction => "new-denied-action",
             FindingKind::NewFailedAction => "new-failed-action",
+            FindingKind::DeniedBurst => "denied-burst",
             FindingKind::NewPrincipal => "new-principal",
             FindingKind::HuntFailed => "hunt-failed",
         }

@@ -120,8 +120,17 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
             keep,
             seed,
             days,
+            end,
             output,
-        } => super::demo::run(cli, &config, keep.as_deref(), *seed, *days, output).await,
+        } => {
+            let end = if end == "now" {
+                Timestamp::now().floor_to(Span::hours(1))
+            } else {
+                Timestamp::parse(end)
+                    .context("--end must be a time like 2026-11-02T15:00:00Z, or now")?
+            };
+            super::demo::run(cli, &config, keep.as_deref(), *seed, *days, end, output).await
+        }
     }
 }
 

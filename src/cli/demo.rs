@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use trailhound::alert::Finding;
-use trailhound::cloudtrail::{Span, Timestamp};
+use trailhound::cloudtrail::Timestamp;
 use trailhound::config::Config;
 use trailhound::demo::{generate, DemoManifest, DemoOptions};
 use trailhound::detect::Mode;
@@ -39,6 +39,7 @@ pub async fn run(
     keep: Option<&Path>,
     seed: u64,
     days: u32,
+    end: Timestamp,
     output: &OutputArgs,
 ) -> Result<ExitCode> {
     let (dir, remove_after) = match keep {
@@ -57,7 +58,7 @@ pub async fn run(
     };
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the demo folder {}", dir.display()))?;
-    let result = run_in(cli, config, &dir, seed, days, output).await;
+    let result = run_in(cli, config, &dir, seed, days, end, output).await;
     if remove_after {
         let _ = std::fs::remove_dir_all(&dir);
     } else if !cli.quiet {
@@ -77,9 +78,9 @@ async fn run_in(
     dir: &Path,
     seed: u64,
     days: u32,
+    end: Timestamp,
     output: &OutputArgs,
 ) -> Result<ExitCode> {
-    let end = Timestamp::now().floor_to(Span::hours(1));
     let options = DemoOptions { seed, days, end };
     if !cli.quiet {
         eprintln!("generating a synthetic organisation: {days} days of routine, then one hour with injected attacks ...");

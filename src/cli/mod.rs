@@ -98,6 +98,9 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse(text).map_err(|e| e.to_string())
 }
 
+/// The default end of the demo's attack hour: a Monday afternoon, so that it falls in working hours.
+pub const DEMO_END: &str = "2026-11-02T15:00:00Z";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Hunt: report behaviour new for its principal since the last run (or in --from/--until).
@@ -150,6 +153,10 @@ pub enum Command {
         /// Days of routine history.
         #[arg(long, default_value_t = 14)]
         days: u32,
+        /// End of the attack hour. Fixed by default so that the demo gives the same findings
+        /// every day (the README quotes them); `now` for the current hour.
+        #[arg(long, default_value = DEMO_END)]
+        end: String,
         #[command(flatten)]
         output: OutputArgs,
     },

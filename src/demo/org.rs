@@ -179,6 +179,8 @@ pub struct Org {
     pub vendor_account: String,
     pub vendor_role_id: String,
     pub vendor_ips: Vec<String>,
+    /// The `/24` networks of the organisation's GitHub-hosted larger runners (static IPs).
+    pub runner_networks: Vec<String>,
     pub office_ips: Vec<String>,
     /// The on-premises backup server that uses `svc-backup`'s keys.
     pub backup_server_ip: String,
@@ -306,7 +308,20 @@ impl Org {
         let vendor_ips = (0..4)
             .map(|_| public_ip(&mut rng, &[3, 34, 44, 54]))
             .collect();
+        // A stream of its own, so adding runners moved none of the ids above or below.
+        let mut runners = Rng::stream(seed, "org/runners");
+        let runner_networks = (0..6)
+            .map(|_| {
+                let first = *runners.pick(&[4u8, 13, 20, 40, 52]);
+                format!(
+                    "{first}.{}.{}",
+                    runners.range(1, 254),
+                    runners.range(0, 255)
+                )
+            })
+            .collect();
         Ok(Org {
+            runner_networks,
             identity_store: format!("d-{}", rng.hex(10)),
             saml_issuer: format!("{}=", rng.alnum(27)),
             vendor_account: format!("{}{}", rng.range(1, 9), rng.digits(11)),

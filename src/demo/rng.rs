@@ -111,7 +111,7 @@ impl Rng {
         k
     }
 
-    fn from_alphabet(&mut self, alphabet: &[u8], n: usize) -> String {
+    fn draw_from(&mut self, alphabet: &[u8], n: usize) -> String {
         (0..n)
             .map(|_| char::from(alphabet[self.below(alphabet.len() as u64) as usize]))
             .collect()
@@ -119,20 +119,20 @@ impl Rng {
 
     /// Letters and digits, as in the random suffix of CloudTrail object names.
     pub fn alnum(&mut self, n: usize) -> String {
-        self.from_alphabet(ALNUM, n)
+        self.draw_from(ALNUM, n)
     }
 
     /// Upper-case letters and digits 2–7, the alphabet of IAM unique ids and access key ids.
     pub fn iam_chars(&mut self, n: usize) -> String {
-        self.from_alphabet(UPPER_ALNUM, n)
+        self.draw_from(UPPER_ALNUM, n)
     }
 
     pub fn hex(&mut self, n: usize) -> String {
-        self.from_alphabet(HEX, n)
+        self.draw_from(HEX, n)
     }
 
     pub fn digits(&mut self, n: usize) -> String {
-        self.from_alphabet(b"0123456789", n)
+        self.draw_from(b"0123456789", n)
     }
 
     /// A version-4-shaped UUID, as CloudTrail writes eventID and requestID.

@@ -8,14 +8,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::alert::{finding_id, Finding, FindingKind, PrincipalRef};
+use crate::alert::{Finding, FindingKind};
 use crate::baseline::{
     BaselineStore, Commit, PairKey, PairState, PairWrite, PrincipalState, StoreError,
 };
-use crate::cloudtrail::{AccountId, Action, IdentityType, Outcome, Principal, Timestamp};
+use crate::cloudtrail::{Action, IdentityType, Outcome, Principal, Timestamp};
 use crate::config::Config;
 use crate::source::{Activity, ActivityBatch};
 
+use super::compose::{group_finding, row_finding, Origin};
 use super::context::{client_family, network};
 use super::severity::{Facts, Grader};
 
@@ -413,7 +414,13 @@ impl<'c> Detector<'c> {
         // logs grade as they would have live.
         let principal_age = |p: &str| window.end.since(first_seen_of(p));
 
+        let origin = Origin {
+            account,
+            window,
+            now,
+        };
         let mut findings = Vec::new();
+        let mut bursts: BTreeMap<&str, Vec<(&Activity, Facts)>> = BTreeMap::new();
         for row in &rows {
             let Some(kind) = is_new(row) else { continue };
             let p = row.principal.key.as_str();
@@ -476,21 +483,58 @@ impl<'c> Detector<'c> {
                 },
                 ..facts
             };
-            findings.push(self.finding_for_row(account, row, kind, &facts, &window, now));
+            if kind == FindingKind::NewDeniedAction
+                && facts.new_denied >= self.config.severity.denied_burst_min
+            {
+                // Many refusals at once are one story (a principal probing what it can do),
+                // told in one finding below rather than one per action.
+                bursts.entry(p).or_default().push((row, facts));
+                continue;
+            }
+            findings.push(row_finding(&origin, &self.grader, row, kind, &facts));
+        }
+        for list in bursts.values() {
+            let rows: Vec<&Activity> = list.iter().map(|(r, _)| *r).collect();
+            let facts = Facts {
+                new_denied: rows.len() as u32,
+                new_network: list.iter().find_map(|(_, f)| f.new_network.clone()),
+                new_client: list.iter().find_map(|(_, f)| f.new_client.clone()),
+                new_service: list.iter().any(|(_, f)| f.new_service),
+                always_alert: list.iter().find_map(|(_, f)| f.always_alert.clone()),
+                ..Facts::default()
+            };
+            findings.extend(group_finding(
+                &origin,
+                &self.grader,
+                FindingKind::DeniedBurst,
+                &rows,
+                facts,
+            ));
         }
 
         // A principal appearing in an account with enough history.
         let history_needed = window.start.saturating_sub(hunt.account_min_history);
         if account_since.is_some_and(|since| since <= history_needed) {
-            for (p, state) in &commit.principals {
+            for (p, _) in &commit.principals {
                 let mine: Vec<&Activity> = rows
                     .iter()
                     .copied()
                     .filter(|r| &r.principal.key == p)
                     .collect();
-                if let Some(f) = self.new_principal_finding(account, &mine, state, &window, now) {
-                    findings.push(f);
-                }
+                let facts = Facts {
+                    always_alert: mine
+                        .iter()
+                        .find_map(|r| self.always_alert(&r.principal, &r.action)),
+                    logins_without_mfa: mine.iter().map(|r| r.logins_without_mfa).sum(),
+                    ..Facts::default()
+                };
+                findings.extend(group_finding(
+                    &origin,
+                    &self.grader,
+                    FindingKind::NewPrincipal,
+                    &mine,
+                    facts,
+                ));
             }
         }
         findings.sort_by(|a, b| {
@@ -503,142 +547,6 @@ impl<'c> Detector<'c> {
             findings,
             commit,
             stats,
-        })
-    }
-
-    fn finding_for_row(
-        &self,
-        account: &AccountId,
-        row: &Activity,
-        kind: FindingKind,
-        facts: &Facts,
-        window: &crate::window::Window,
-        now: Timestamp,
-    ) -> Finding {
-        let p = &row.principal;
-        let first_time = row.first_time.to_string();
-        let id = finding_id(&[
-            kind.name(),
-            account.as_str(),
-            &p.key,
-            &row.action.key(),
-            &first_time,
-        ]);
-        let verb = match kind {
-            FindingKind::NewDeniedAction => "was refused",
-            FindingKind::NewFailedAction => "tried (and failed)",
-            _ => "called",
-        };
-        let title = format!(
-            "{} {} {verb} {} for the first time",
-            p.kind,
-            p.display_name(),
-            row.action
-        );
-        Finding {
-            id,
-            kind,
-            title,
-            account: account.clone(),
-            principal: PrincipalRef {
-                arn: p.arn.clone(),
-                kind: p.kind,
-                key: p.key.clone(),
-            },
-            action: Some(row.action.short()),
-            event_source: Some(row.action.source.clone()),
-            event_name: Some(row.action.name.clone()),
-            severity: self.grader.grade(facts),
-            first_seen: row.first_time,
-            last_seen: row.last_time,
-            count: row.count,
-            source_ips: row.source_ips.to_vec(),
-            user_agents: row.user_agents.to_vec(),
-            regions: row.regions.to_vec(),
-            error_codes: row.error_codes.to_vec(),
-            event_ids: row.event_ids.values.iter().take(5).cloned().collect(),
-            window_start: window.start,
-            window_end: window.end,
-            detected_at: now,
-        }
-    }
-
-    fn new_principal_finding(
-        &self,
-        account: &AccountId,
-        rows: &[&Activity],
-        state: &PrincipalState,
-        window: &crate::window::Window,
-        now: Timestamp,
-    ) -> Option<Finding> {
-        let first = rows.first()?;
-        let p = &first.principal;
-        // Graded by the most severe thing it did.
-        let worst = rows.iter().max_by_key(|r| {
-            (
-                self.grader.tactic_weight(&r.action),
-                std::cmp::Reverse(r.first_time),
-            )
-        })?;
-        let always = rows.iter().find_map(|r| self.always_alert(p, &r.action));
-        let facts = Facts {
-            kind: Some(FindingKind::NewPrincipal),
-            identity: Some(p.kind),
-            action: Some(worst.action.clone()),
-            always_alert: always,
-            logins_without_mfa: rows.iter().map(|r| r.logins_without_mfa).sum(),
-            ..Facts::default()
-        };
-        let mut actions: Vec<String> = rows.iter().map(|r| r.action.short()).collect();
-        actions.dedup();
-        let shown: Vec<&str> = actions.iter().take(4).map(String::as_str).collect();
-        let more = actions.len().saturating_sub(shown.len());
-        let title = format!(
-            "new {} {} appeared: {}{}",
-            p.kind,
-            p.display_name(),
-            shown.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        );
-        let mut merged = (*first).clone();
-        for r in &rows[1..] {
-            merged.merge((*r).clone());
-        }
-        let first_time = state.first_seen.to_string();
-        Some(Finding {
-            id: finding_id(&[
-                FindingKind::NewPrincipal.name(),
-                account.as_str(),
-                &p.key,
-                &first_time,
-            ]),
-            kind: FindingKind::NewPrincipal,
-            title,
-            account: account.clone(),
-            principal: PrincipalRef {
-                arn: p.arn.clone(),
-                kind: p.kind,
-                key: p.key.clone(),
-            },
-            action: Some(worst.action.short()),
-            event_source: Some(worst.action.source.clone()),
-            event_name: Some(worst.action.name.clone()),
-            severity: self.grader.grade(&facts),
-            first_seen: merged.first_time,
-            last_seen: merged.last_time,
-            count: merged.count,
-            source_ips: merged.source_ips.to_vec(),
-            user_agents: merged.user_agents.to_vec(),
-            regions: merged.regions.to_vec(),
-            error_codes: merged.error_codes.to_vec(),
-            event_ids: merged.event_ids.values.iter().take(5).cloned().collect(),
-            window_start: window.start,
-            window_end: window.end,
-            detected_at: now,
         })
     }
 }

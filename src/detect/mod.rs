@@ -1,5 +1,6 @@
 //! Detection: first-seen behaviour against the baseline, and the grading of what is found.
 
+pub mod compose;
 pub mod context;
 pub mod first_seen;
 pub mod severity;

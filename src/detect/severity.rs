@@ -93,7 +93,8 @@ impl Grader {
         if let Some(a) = &f.action {
             let (tactic, listed) = self.tactics.of(a);
             let mut weight = w.tactic.get(tactic).copied().unwrap_or(0);
-            // A refused call did not achieve its tactic; it counts for half.
+            // A refused call did not achieve its tactic; it counts for half. A burst of them
+            // is graded by what the prober was after.
             if kind == FindingKind::NewDeniedAction {
                 weight /= 2;
             }
@@ -126,7 +127,7 @@ impl Grader {
                 ),
             );
         }
-        if f.read_only && kind != FindingKind::NewPrincipal {
+        if f.read_only && !matches!(kind, FindingKind::NewPrincipal | FindingKind::DeniedBurst) {
             add("read-only", w.read_only, "the calls were read-only".into());
         }
         if let Some(why) = &f.always_alert {
@@ -162,6 +163,11 @@ impl Grader {
         }
         if kind == FindingKind::NewDeniedAction {
             add("denied", w.denied, "the call was refused".into());
+        }
+        if matches!(
+            kind,
+            FindingKind::NewDeniedAction | FindingKind::DeniedBurst
+        ) {
             if f.new_denied >= w.denied_burst_min {
                 add(
                     "denied-burst",

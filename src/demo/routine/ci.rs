@@ -121,15 +121,9 @@ fn change(kind: u32, r: &Resources, rng: &mut Rng) -> (&'static str, Value, Opti
 /// Weights of the change kinds above: code deploys dominate.
 const CHANGES: [(u32, u32); 7] = [(0, 30), (1, 20), (2, 20), (3, 10), (4, 6), (5, 6), (6, 8)];
 
-/// A GitHub-hosted runner's address (Azure ranges).
-fn runner_ip(rng: &mut Rng) -> String {
-    let first = *rng.pick(&[4u8, 13, 20, 40, 52, 172]);
-    format!(
-        "{first}.{}.{}.{}",
-        rng.range(1, 254),
-        rng.range(1, 254),
-        rng.range(2, 250)
-    )
+/// A runner's address: the organisation's larger runners have static networks.
+fn runner_ip(rng: &mut Rng, networks: &[String]) -> String {
+    format!("{}.{}", rng.pick(networks), rng.range(4, 250))
 }
 
 /// Starts a run: records `AssumeRoleWithWebIdentity` and returns the role session.
@@ -139,7 +133,7 @@ pub fn start_run(ctx: &mut Ctx, rng: &mut Rng, account: usize, t: Timestamp) -> 
     let subject = identity::github_subject(acct);
     let session = format!("gha-{}-1", 11_000_000_000u64 + rng.below(900_000_000));
     let key = identity::session_key(rng);
-    let ip = runner_ip(rng);
+    let ip = runner_ip(rng, &org.runner_networks);
     let provider = acct.oidc_provider_arn();
     let caller = Actor::new(
         account,

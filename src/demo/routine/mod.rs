@@ -91,11 +91,6 @@ pub fn is_workday(t: Timestamp) -> bool {
     weekday(t) < 5
 }
 
-/// Hour of the UTC day.
-pub fn hour(t: Timestamp) -> i64 {
-    t.unix().rem_euclid(86_400) / 3600
-}
-
 pub fn at(day: Timestamp, h: i64, m: i64, s: i64) -> Timestamp {
     Timestamp::from_unix(day.unix() + h * 3600 + m * 60 + s)
 }
@@ -150,11 +145,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn calendar_knows_weekdays_and_hours() {
+    fn calendar_knows_weekdays_and_weekends() {
         let monday = Timestamp::parse("2024-06-03T09:30:00Z").unwrap();
         assert_eq!(weekday(monday), 0);
         assert!(is_workday(monday));
-        assert_eq!(hour(monday), 9);
         let sunday = Timestamp::parse("2024-06-09T23:59:59Z").unwrap();
         assert_eq!(weekday(sunday), 6);
         assert!(!is_workday(sunday));

@@ -311,10 +311,12 @@ fn visit(
     let mut session = sign_in(ctx, rng, p, access, ip, span.0, cli);
     let browser = agents::browser(p.browser);
     let mut t = plus(span.0, rng.range(10, 60));
+    // Lunch, some time around noon.
+    let lunch_start = at(span.0.day_start(), 11, rng.range(20, 110), 0);
+    let lunch_end = plus(lunch_start, rng.range(30, 60) * 60);
     while t < span.1 {
-        // Lunch.
-        if super::hour(t) == 12 && rng.chance(0.8) {
-            t = plus(t, rng.range(40, 70) * 60);
+        if t >= lunch_start && t < lunch_end {
+            t = plus(lunch_end, rng.range(0, 300));
             continue;
         }
         let page = rng.weighted(pages(p.login, account));

@@ -1,0 +1,147 @@
+//! Turns activity rows and their graded facts into findings: one row, or a group of rows of
+//! one principal (a new principal's first activity, a burst of refused calls).
+
+use crate::alert::{finding_id, Finding, FindingKind, PrincipalRef};
+use crate::cloudtrail::{AccountId, Timestamp};
+use crate::source::Activity;
+use crate::window::Window;
+
+use super::severity::{Facts, Grader};
+
+/// Where and when a finding was produced.
+pub struct Origin<'a> {
+    pub account: &'a AccountId,
+    pub window: Window,
+    pub now: Timestamp,
+}
+
+/// Fills the fields every finding shares from the (merged) rows behind it.
+fn finding(
+    origin: &Origin<'_>,
+    id: String,
+    kind: FindingKind,
+    title: String,
+    about: &Activity,
+    merged: &Activity,
+    grader: &Grader,
+    facts: &Facts,
+) -> Finding {
+    let p = &about.principal;
+    Finding {
+        id,
+        kind,
+        title,
+        account: origin.account.clone(),
+        principal: PrincipalRef {
+            arn: p.arn.clone(),
+            kind: p.kind,
+            key: p.key.clone(),
+        },
+        action: Some(about.action.short()),
+        event_source: Some(about.action.source.clone()),
+        event_name: Some(about.action.name.clone()),
+        severity: grader.grade(facts),
+        first_seen: merged.first_time,
+        last_seen: merged.last_time,
+        count: merged.count,
+        source_ips: merged.source_ips.to_vec(),
+        user_agents: merged.user_agents.to_vec(),
+        regions: merged.regions.to_vec(),
+        error_codes: merged.error_codes.to_vec(),
+        event_ids: merged.event_ids.values.iter().take(5).cloned().collect(),
+        window_start: origin.window.start,
+        window_end: origin.window.end,
+        detected_at: origin.now,
+    }
+}
+
+/// A finding about one row: a new action, a new refused or failed one.
+pub fn row_finding(
+    origin: &Origin<'_>,
+    grader: &Grader,
+    row: &Activity,
+    kind: FindingKind,
+    facts: &Facts,
+) -> Finding {
+    let p = &row.principal;
+    let id = finding_id(&[
+        kind.name(),
+        origin.account.as_str(),
+        &p.key,
+        &row.action.key(),
+        &row.first_time.to_string(),
+    ]);
+    let verb = match kind {
+        FindingKind::NewDeniedAction => "was refused",
+        FindingKind::NewFailedAction => "tried (and failed)",
+        _ => "called",
+    };
+    let title = format!(
+        "{} {} {verb} {} for the first time",
+        p.kind,
+        p.display_name(),
+        row.action
+    );
+    finding(origin, id, kind, title, row, row, grader, facts)
+}
+
+/// A finding about several rows of one principal, graded by the most severe of them. `facts`
+/// gives what holds for the group; its action is set here. `None` for no rows.
+pub fn group_finding(
+    origin: &Origin<'_>,
+    grader: &Grader,
+    kind: FindingKind,
+    rows: &[&Activity],
+    facts: Facts,
+) -> Option<Finding> {
+    let first = rows.first()?;
+    let p = &first.principal;
+    let worst = rows.iter().max_by_key(|r| {
+        (
+            grader.tactic_weight(&r.action),
+            std::cmp::Reverse(r.first_time),
+        )
+    })?;
+    let facts = Facts {
+        kind: Some(kind),
+        identity: Some(p.kind),
+        action: Some(worst.action.clone()),
+        ..facts
+    };
+    let mut merged = (*first).clone();
+    for r in &rows[1..] {
+        merged.merge((*r).clone());
+    }
+    let mut actions: Vec<String> = rows.iter().map(|r| r.action.short()).collect();
+    actions.sort();
+    actions.dedup();
+    let shown: Vec<&str> = actions.iter().take(4).map(String::as_str).collect();
+    let more = actions.len().saturating_sub(shown.len());
+    let list = format!(
+        "{}{}",
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    let title = match kind {
+        FindingKind::DeniedBurst => format!(
+            "{} {} was refused {} actions it never tried before: {list}",
+            p.kind,
+            p.display_name(),
+            actions.len()
+        ),
+        _ => format!("new {} {} appeared: {list}", p.kind, p.display_name()),
+    };
+    let id = finding_id(&[
+        kind.name(),
+        origin.account.as_str(),
+        &p.key,
+        &merged.first_time.to_string(),
+    ]);
+    Some(finding(
+        origin, id, kind, title, worst, &merged, grader, &facts,
+    ))
+}
