@@ -13,3 +13,4 @@ pub mod hunt;
 pub mod muster;
 pub mod source;
 pub mod window;
+pub mod aws;

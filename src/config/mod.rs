@@ -10,6 +10,13 @@ use serde::Deserialize;
 
 use crate::cloudtrail::{Action, IdentityType, Span};
 
+pub mod aws;
+
+pub use aws::{
+    AccountSource, AthenaConfig, MusterConfig, PartitionMode, SourceConfig, SourceKind, StoreConfig, StoreKind,
+    TrailConfig,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
@@ -301,6 +308,11 @@ pub struct Config {
     /// Extra or changed tactic classes for actions: `"iam:CreateAccessKey" = "persistence"`.
     /// Merged over the shipped table.
     pub tactics: BTreeMap<String, String>,
+    pub muster: MusterConfig,
+    pub source: SourceConfig,
+    pub trail: TrailConfig,
+    pub athena: AthenaConfig,
+    pub store: StoreConfig,
 }
 
 impl Config {
@@ -332,7 +344,7 @@ impl Config {
 
     /// Every semantic problem, each naming its field.
     fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = aws::problems(&self.muster, &self.source, &self.trail, &self.athena, &self.store);
         let s = &self.severity;
         for key in s.identity.keys() {
             if IdentityType::parse(key).is_none() {
