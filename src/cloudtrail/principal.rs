@@ -126,8 +126,11 @@ fn role_arn_from_session(arn: &str) -> Option<String> {
     Some(format!("arn:{partition}:iam::{account}:role/{role}"))
 }
 
+/// Service-linked roles live under `/aws-service-role/` and only AWS services assume them.
+/// Roles under `/aws-reserved/sso.amazonaws.com/` are IAM Identity Center permission sets:
+/// people, and hunted like any role.
 fn is_service_linked(arn: &str) -> bool {
-    arn.contains(":role/aws-service-role/") || arn.contains(":role/aws-reserved/")
+    arn.contains(":role/aws-service-role/")
 }
 
 impl Principal {
@@ -329,6 +332,12 @@ mod tests {
         )
         .unwrap();
         assert!(p.service_linked);
+        let sso = principal(
+            r#"{"type":"AssumedRole","sessionContext":{"sessionIssuer":
+                {"arn":"arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123"}}}"#,
+        )
+        .unwrap();
+        assert!(!sso.service_linked, "Identity Center roles are people");
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Default for HuntConfig {
 pub struct IgnoreConfig {
     /// Ignore principals of type AWSService (counted in the summary).
     pub aws_services: bool,
-    /// Ignore roles under /aws-service-role/ and /aws-reserved/ (counted in the summary).
+    /// Ignore service-linked roles, under /aws-service-role/ (counted in the summary).
     pub service_linked_roles: bool,
     /// Principal keys or ARNs to ignore, as globs.
     pub principals: Vec<Glob>,
