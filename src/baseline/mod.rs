@@ -2,6 +2,7 @@
 //! delivery time, and the findings outbox. SQLite on one machine, DynamoDB on AWS; the hunt
 //! sees only [`BaselineStore`].
 
+pub mod dynamodb;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -76,6 +77,15 @@ pub struct Commit {
     pub watermark: Option<Timestamp>,
 }
 
+/// What a store has cost so far: calls to its service (retries included) and the capacity
+/// units they consumed. Zero for stores that do not pay per call (SQLite).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StoreCounters {
+    pub calls: u64,
+    pub read_units: f64,
+    pub write_units: f64,
+}
+
 #[async_trait]
 pub trait BaselineStore: Send + Sync {
     /// Where `account` stands: its watermark and any window started but not committed.
@@ -124,4 +134,9 @@ pub trait BaselineStore: Send + Sync {
     /// Marks findings as delivered to `sink`. Ids not pending for `sink` are ignored, and a
     /// finding already delivered keeps its first delivery.
     async fn mark_delivered(&self, sink: &str, ids: &[String]) -> Result<(), StoreError>;
+
+    /// What the store has cost this process so far, for the run summary.
+    fn counters(&self) -> StoreCounters {
+        StoreCounters::default()
+    }
 }

@@ -186,7 +186,10 @@ pub fn problems(
     store: &StoreConfig,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    for (field, list) in [("muster.accounts", &muster.accounts), ("muster.exclude_accounts", &muster.exclude_accounts)] {
+    for (field, list) in [
+        ("muster.accounts", &muster.accounts),
+        ("muster.exclude_accounts", &muster.exclude_accounts),
+    ] {
         for a in list {
             if AccountId::parse(a).is_err() {
                 out.push(format!("{field}: `{a}` is not an account id (12 digits)"));
@@ -194,9 +197,14 @@ pub fn problems(
         }
     }
     if muster.accounts_from == AccountSource::Static && muster.accounts.is_empty() {
-        out.push("muster.accounts must list accounts when muster.accounts_from = \"static\"".into());
+        out.push(
+            "muster.accounts must list accounts when muster.accounts_from = \"static\"".into(),
+        );
     }
-    for (field, list) in [("muster.include_ous", &muster.include_ous), ("muster.exclude_ous", &muster.exclude_ous)] {
+    for (field, list) in [
+        ("muster.include_ous", &muster.include_ous),
+        ("muster.exclude_ous", &muster.exclude_ous),
+    ] {
         for ou in list {
             let ok = (ou.starts_with("ou-") || ou.starts_with("r-")) && is_name(ou, &['-'], 68);
             if !ok {
@@ -204,31 +212,51 @@ pub fn problems(
             }
         }
     }
-    for (field, list) in [("muster.include_tags", &muster.include_tags), ("muster.exclude_tags", &muster.exclude_tags)] {
+    for (field, list) in [
+        ("muster.include_tags", &muster.include_tags),
+        ("muster.exclude_tags", &muster.exclude_tags),
+    ] {
         for tag in list {
-            if !tag.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+            if tag.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
                 out.push(format!("{field}: `{tag}` must be written key=value"));
             }
         }
     }
     if let Some(arn) = &muster.assume_role_arn {
         if !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/")) {
-            out.push(format!("muster.assume_role_arn: `{arn}` is not an IAM role ARN"));
+            out.push(format!(
+                "muster.assume_role_arn: `{arn}` is not an IAM role ARN"
+            ));
         }
     }
     if muster.concurrency == 0 || muster.concurrency > 100 {
-        out.push(format!("muster.concurrency is {}, must be within 1..=100", muster.concurrency));
+        out.push(format!(
+            "muster.concurrency is {}, must be within 1..=100",
+            muster.concurrency
+        ));
     }
     let needs_trail = matches!(source.kind, SourceKind::Athena | SourceKind::S3);
     if needs_trail && !is_bucket_name(&trail.bucket) {
-        out.push(format!("trail.bucket: `{}` is not an S3 bucket name (needed by source.kind = athena or s3)", trail.bucket));
+        out.push(format!(
+            "trail.bucket: `{}` is not an S3 bucket name (needed by source.kind = athena or s3)",
+            trail.bucket
+        ));
     }
-    if !trail.prefix.is_empty() && (trail.prefix.starts_with('/') || trail.prefix.ends_with('/') || trail.prefix.contains(['\'', '"', '\\'])) {
-        out.push(format!("trail.prefix: `{}` must have no slash at either end and no quotes", trail.prefix));
+    if !trail.prefix.is_empty()
+        && (trail.prefix.starts_with('/')
+            || trail.prefix.ends_with('/')
+            || trail.prefix.contains(['\'', '"', '\\']))
+    {
+        out.push(format!(
+            "trail.prefix: `{}` must have no slash at either end and no quotes",
+            trail.prefix
+        ));
     }
     if let Some(org) = &trail.org_id {
         if !(org.starts_with("o-") && is_name(org, &['-'], 34)) {
-            out.push(format!("trail.org_id: `{org}` is not an organization id like o-a1b2c3d4e5"));
+            out.push(format!(
+                "trail.org_id: `{org}` is not an organization id like o-a1b2c3d4e5"
+            ));
         }
     }
     for r in &trail.regions {
@@ -238,28 +266,52 @@ pub fn problems(
     }
     if source.kind == SourceKind::Athena {
         if !is_name(&athena.workgroup, &['-', '_', '.'], 128) {
-            out.push(format!("athena.workgroup: `{}` is not a workgroup name", athena.workgroup));
+            out.push(format!(
+                "athena.workgroup: `{}` is not a workgroup name",
+                athena.workgroup
+            ));
         }
-        for (field, name) in [("athena.database", &athena.database), ("athena.table", &athena.table)] {
+        for (field, name) in [
+            ("athena.database", &athena.database),
+            ("athena.table", &athena.table),
+        ] {
             let ok = is_name(name, &['_'], 128) && name.chars().all(|c| !c.is_ascii_uppercase());
             if !ok {
-                out.push(format!("{field}: `{name}` must be lowercase letters, digits and underscores"));
+                out.push(format!(
+                    "{field}: `{name}` must be lowercase letters, digits and underscores"
+                ));
             }
         }
         if !athena.output_location.is_empty() && !athena.output_location.starts_with("s3://") {
-            out.push(format!("athena.output_location: `{}` must be an s3:// URL", athena.output_location));
+            out.push(format!(
+                "athena.output_location: `{}` must be an s3:// URL",
+                athena.output_location
+            ));
         }
         let start = athena.projection_start.as_bytes();
-        let date_ok = start.len() == 10 && start[4] == b'/' && start[7] == b'/' && athena.projection_start.replace('/', "").chars().all(|c| c.is_ascii_digit());
+        let date_ok = start.len() == 10
+            && start[4] == b'/'
+            && start[7] == b'/'
+            && athena
+                .projection_start
+                .replace('/', "")
+                .chars()
+                .all(|c| c.is_ascii_digit());
         if !date_ok {
-            out.push(format!("athena.projection_start: `{}` must be a day like 2020/01/01", athena.projection_start));
+            out.push(format!(
+                "athena.projection_start: `{}` must be a day like 2020/01/01",
+                athena.projection_start
+            ));
         }
         if athena.query_timeout < Span::seconds(10) {
             out.push("athena.query_timeout must be at least 10s".into());
         }
     }
     if store.kind == StoreKind::Dynamodb && !is_name(&store.table, &['-', '_', '.'], 255) {
-        out.push(format!("store.table: `{}` is not a DynamoDB table name", store.table));
+        out.push(format!(
+            "store.table: `{}` is not a DynamoDB table name",
+            store.table
+        ));
     }
     out
 }
@@ -277,7 +329,9 @@ mod tests {
             assume_role_arn: Some("not-an-arn".into()),
             ..MusterConfig::default()
         };
-        let source = SourceConfig { kind: SourceKind::Athena };
+        let source = SourceConfig {
+            kind: SourceKind::Athena,
+        };
         let trail = TrailConfig {
             bucket: "Bad_Bucket".into(),
             prefix: "x'/".into(),

@@ -13,8 +13,8 @@ use crate::cloudtrail::{Action, IdentityType, Span};
 pub mod aws;
 
 pub use aws::{
-    AccountSource, AthenaConfig, MusterConfig, PartitionMode, SourceConfig, SourceKind, StoreConfig, StoreKind,
-    TrailConfig,
+    AccountSource, AthenaConfig, MusterConfig, PartitionMode, SourceConfig, SourceKind,
+    StoreConfig, StoreKind, TrailConfig,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -344,7 +344,13 @@ impl Config {
 
     /// Every semantic problem, each naming its field.
     fn problems(&self) -> Vec<String> {
-        let mut out = aws::problems(&self.muster, &self.source, &self.trail, &self.athena, &self.store);
+        let mut out = aws::problems(
+            &self.muster,
+            &self.source,
+            &self.trail,
+            &self.athena,
+            &self.store,
+        );
         let s = &self.severity;
         for key in s.identity.keys() {
             if IdentityType::parse(key).is_none() {

@@ -1,7 +1,7 @@
 //! Turns activity rows and their graded facts into findings: one row, or a group of rows of
 //! one principal (a new principal's first activity, a burst of refused calls).
 
-use crate::alert::{finding_id, Finding, FindingKind, PrincipalRef};
+use crate::alert::{finding_id, Finding, FindingKind, PrincipalRef, Severity};
 use crate::cloudtrail::{AccountId, Timestamp};
 use crate::source::Activity;
 use crate::window::Window;
@@ -23,8 +23,7 @@ fn finding(
     title: String,
     about: &Activity,
     merged: &Activity,
-    grader: &Grader,
-    facts: &Facts,
+    severity: Severity,
 ) -> Finding {
     let p = &about.principal;
     Finding {
@@ -40,7 +39,7 @@ fn finding(
         action: Some(about.action.short()),
         event_source: Some(about.action.source.clone()),
         event_name: Some(about.action.name.clone()),
-        severity: grader.grade(facts),
+        severity,
         first_seen: merged.first_time,
         last_seen: merged.last_time,
         count: merged.count,
@@ -82,7 +81,7 @@ pub fn row_finding(
         p.display_name(),
         row.action
     );
-    finding(origin, id, kind, title, row, row, grader, facts)
+    finding(origin, id, kind, title, row, row, grader.grade(facts))
 }
 
 /// A finding about several rows of one principal, graded by the most severe of them. `facts`
@@ -142,6 +141,12 @@ pub fn group_finding(
         &merged.first_time.to_string(),
     ]);
     Some(finding(
-        origin, id, kind, title, worst, &merged, grader, &facts,
+        origin,
+        id,
+        kind,
+        title,
+        worst,
+        &merged,
+        grader.grade(&facts),
     ))
 }

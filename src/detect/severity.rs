@@ -164,20 +164,19 @@ impl Grader {
         if kind == FindingKind::NewDeniedAction {
             add("denied", w.denied, "the call was refused".into());
         }
-        if matches!(
+        let refused = matches!(
             kind,
             FindingKind::NewDeniedAction | FindingKind::DeniedBurst
-        ) {
-            if f.new_denied >= w.denied_burst_min {
-                add(
-                    "denied-burst",
-                    w.denied_burst,
-                    format!(
-                        "{} new denied actions by this principal in the window",
-                        f.new_denied
-                    ),
-                );
-            }
+        );
+        if refused && f.new_denied >= w.denied_burst_min {
+            add(
+                "denied-burst",
+                w.denied_burst,
+                format!(
+                    "{} new denied actions by this principal in the window",
+                    f.new_denied
+                ),
+            );
         }
         let score = reasons.iter().map(|r| r.weight).sum::<i32>().clamp(0, 100);
         Severity {

@@ -1,0 +1,237 @@
+//! The production [`BaselineStore`]: one DynamoDB table holds the baseline, the per-account
+//! cursors and the findings outbox of a whole organization, with the semantics of the SQLite
+//! store.
+//!
+//! # The table
+//!
+//! Partition key `pk` (string), sort key `sk` (string), on-demand billing, TTL on
+//! `expires_at` (epoch seconds). [`DynamoStore::create_table`] makes it so; the Terraform
+//! must declare the same. Times are epoch seconds (numbers).
+//!
+//! | item | `pk` | `sk` | other attributes |
+//! |---|---|---|---|
+//! | pair | `A#<account>` | `P#<principal>#<action>#<outcome>` | `principal`, `action`, `outcome`, `first_seen`, `last_seen`, `count`, `expires_at` |
+//! | principal | `A#<account>` | `R#<principal>` | `principal`, `kind`, `first_seen` |
+//! | cursor | `A#<account>` | `C` | `watermark`, `pending_end`, `since` (earliest principal first-seen) |
+//! | finding | `F#<id>` | `F` | `id`, `json` (the finding), `staged_at`, `account`, `kind`, `level`, `score` |
+//! | delivery | `F#<id>` | `S#<sink>` | `sink`, `staged_at`, `delivered_at` (absent while pending) |
+//! | queue entry | `O#<sink>` | `<staged_at, 20 digits>#<id>` | `id`, `sink` |
+//!
+//! Inside a key, `#` and `%` of a value are escaped (`%23`, `%25`), so values that contain
+//! separators cannot make two keys meet; a key longer than DynamoDB allows becomes
+//! `<tag>~<sha256 of it>`. Keys are only ever built, never parsed: every item also carries
+//! its values as plain attributes.
+//!
+//! Why this shape:
+//! - **An account's items share its partition key.** Pair and principal lookups are
+//!   `BatchGetItem` by exact key, 100 per call, so a window costs one read per asked key
+//!   whatever the account's history; the cursor sits beside them. A large account's hot item
+//!   collection is split by sort key by DynamoDB's adaptive capacity (the table has no local
+//!   index, which would forbid that split).
+//! - **A finding is keyed by its id**, which is a hash of what it is about: a redone window,
+//!   or two hunts of one account at once, stage the same finding onto the same item.
+//! - **Each sink has a queue that holds only what is pending**, sorted by staging time then
+//!   id (SQLite's order). `pending` is one `Query` on `O#<sink>` and one `BatchGetItem` for
+//!   the findings: it reads nothing delivered and nothing of other sinks, with no scan and no
+//!   index. The delivery item per (finding, sink) remembers that the sink was owed it and
+//!   when it took it, so staging again never owes a delivered finding twice.
+//! - **TTL only on pairs.** They are the bulk and expire by design; principals, cursors and
+//!   findings are small and kept, as in SQLite.
+//!
+//! # What guarantees what
+//!
+//! - *Expired is unknown*: `known_pairs` drops items with `expires_at <= at` itself;
+//!   DynamoDB's TTL deletes them days later, which only saves space.
+//! - *Commit order*: pairs (`BatchWriteItem` by 25), then principals, then the cursor. A stop
+//!   part way leaves the watermark behind, the window is redone, and every write is
+//!   idempotent.
+//! - *Earliest first-seen*: a principal is a conditional update (`first_seen > :new` or
+//!   absent), so it holds under any concurrency, and the cursor's `since` the same way.
+//!   Batched pair writes cannot carry conditions: a commit reads the stored first-seens of its
+//!   pairs first and keeps the earlier. Two commits of one pair at the same instant can keep
+//!   the later first-seen of the two (off by the gap between their windows); nothing is lost.
+//! - *The watermark only moves forward*: one compare-and-set update; the pending window is
+//!   cleared in that same update once the watermark reaches it.
+//! - *Two hunts of one account at once report a new pair once*: both may decide the pair is
+//!   new (the baseline read and write are not one transaction) and both build the finding
+//!   under the same id. The finding item is created only if absent
+//!   (`attribute_not_exists(pk)`), so exactly one hunt creates it and counts it new; both
+//!   then owe it to each sink through a delivery item, also created only if absent, under the
+//!   one stored staging time, so both write the same single queue entry. Each sink therefore
+//!   receives it once: the outbox dedups, not the baseline.
+//! - *Staging survives a stop*: writes go finding, delivery item, queue entry. Staging again
+//!   (the redone window) puts back the queue entry of any delivery still pending, so a stop
+//!   between two writes loses nothing.
+//! - *A delivery is marked once*: `delivered_at` is set only if absent (the first time
+//!   stands), then the queue entry is removed. An entry left behind by a stop in between is
+//!   recognised by `pending`, which reads each entry's delivery item, and removed there.
+//!
+//! No transactions: every write is to one item and the order of writes carries the
+//! consistency, which costs half the write units of `TransactWriteItems` and behaves the
+//! same on the local emulator, whose transactions are not isolated from concurrent requests.
+//!
+//! # Cost
+//!
+//! Steady state per account and window: one consistent `GetItem` for the cursor, one
+//! `UpdateItem` when the window starts, one `GetItem` for the account's history, one
+//! `BatchGetItem` per 100 pairs and per 100 principals, one `UpdateItem` for the commit (no
+//! pair is written until its TTL refresh is due), and one `Query` per sink. A new finding
+//! costs one write for itself and two per sink; a delivery, one update plus a share of a
+//! batched delete.
+//!
+//! Throttling is retried with jittered backoff in one place (`calls.rs`), and what a batch
+//! leaves unprocessed is sent again there. [`DynamoStore::counters`] counts every call the
+//! store sends, its own retries included (the SDK's internal retries of transient errors are
+//! not visible to it), and the capacity DynamoDB reports consuming; refused conditional
+//! writes consume capacity that is not reported, so they are not in it.
+
+mod baseline_items;
+mod calls;
+mod keys;
+mod outbox;
+mod retry;
+mod table;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+
+pub use keys::EXPIRES_AT;
+
+use super::{BaselineStore, Commit, PairKey, PairState, PrincipalState, StoreCounters, StoreError};
+use crate::alert::Finding;
+use crate::cloudtrail::{AccountId, Timestamp};
+use crate::window::Cursor;
+use retry::Backoff;
+
+/// The DynamoDB [`BaselineStore`]. Cheap to clone; clones share the client and the counters.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    backoff: Backoff,
+    counters: Arc<Mutex<StoreCounters>>,
+}
+
+impl DynamoStore {
+    /// A store on `table`, which must exist (see [`DynamoStore::create_table`]). Build the
+    /// client with [`crate::aws::dynamodb`].
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            backoff: Backoff::default(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Creates the table the store needs if it is missing: keys `pk` (HASH) and `sk` (RANGE),
+    /// both strings, on-demand billing, TTL on [`EXPIRES_AT`]. Idempotent; refuses a table of
+    /// the same name with other keys.
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        table::create_table(client, table).await
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// DynamoDB calls sent so far (the store's retries included) and the capacity units the
+    /// responses report.
+    pub fn counters(&self) -> StoreCounters {
+        *self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn tally(&self, change: impl FnOnce(&mut StoreCounters)) {
+        // A panic elsewhere cannot leave the counters half-updated: they are plain numbers.
+        change(&mut self.counters.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// [`BaselineStore::stage`] with the staging time given, so tests and replays can order
+    /// the outbox.
+    pub async fn stage_at(
+        &self,
+        findings: &[Finding],
+        sinks: &[String],
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.stage_findings(findings, sinks, now).await
+    }
+
+    /// [`BaselineStore::mark_delivered`] with the delivery time given.
+    pub async fn mark_delivered_at(
+        &self,
+        sink: &str,
+        ids: &[String],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.mark(sink, ids, now).await
+    }
+}
+
+#[async_trait]
+impl BaselineStore for DynamoStore {
+    async fn cursor(&self, account: &AccountId) -> Result<Cursor, StoreError> {
+        self.read_cursor(account).await
+    }
+
+    async fn begin_window(&self, account: &AccountId, end: Timestamp) -> Result<(), StoreError> {
+        self.write_pending_end(account, end).await
+    }
+
+    async fn known_pairs(
+        &self,
+        account: &AccountId,
+        keys: &[PairKey],
+        at: Timestamp,
+    ) -> Result<HashMap<PairKey, PairState>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.read_pairs(account, keys, at).await
+    }
+
+    async fn known_principals(
+        &self,
+        account: &AccountId,
+        keys: &[String],
+    ) -> Result<HashMap<String, PrincipalState>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.read_principals(account, keys).await
+    }
+
+    async fn account_since(&self, account: &AccountId) -> Result<Option<Timestamp>, StoreError> {
+        self.read_since(account).await
+    }
+
+    async fn commit(&self, account: &AccountId, commit: &Commit) -> Result<(), StoreError> {
+        self.write_commit(account, &commit.pairs, &commit.principals, commit.watermark)
+            .await
+    }
+
+    async fn stage(&self, findings: &[Finding], sinks: &[String]) -> Result<usize, StoreError> {
+        self.stage_at(findings, sinks, Timestamp::now()).await
+    }
+
+    async fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Finding>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.read_pending(sink, limit).await
+    }
+
+    async fn mark_delivered(&self, sink: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.mark_delivered_at(sink, ids, Timestamp::now()).await
+    }
+
+    fn counters(&self) -> StoreCounters {
+        DynamoStore::counters(self)
+    }
+}
