@@ -45,6 +45,8 @@ pub struct DemoOptions {
 
 impl DemoOptions {
     pub const DEFAULT_DAYS: u32 = 14;
+    /// The generator holds every event in memory (about 10 MB per day of history).
+    pub const MAX_DAYS: u32 = 60;
 
     /// The default history for `seed`, ending at `end`.
     pub fn new(seed: u64, end: Timestamp) -> Self {
@@ -99,10 +101,12 @@ fn invalid(message: String) -> io::Error {
 
 /// Generates the organisation's logs under `root` (created if missing).
 pub fn generate(root: &Path, opts: &DemoOptions) -> io::Result<DemoManifest> {
-    if opts.days == 0 {
-        return Err(invalid(
-            "the demo needs at least one day of history (days = 0)".into(),
-        ));
+    if opts.days == 0 || opts.days > DemoOptions::MAX_DAYS {
+        return Err(invalid(format!(
+            "the demo's history must be 1 to {} days, got {}",
+            DemoOptions::MAX_DAYS,
+            opts.days
+        )));
     }
     let end = opts.end.floor_to(Span::minutes(1));
     let hunt_start = end.saturating_sub(Span::hours(1));

@@ -413,10 +413,13 @@ fn digests_sit_beside_the_logs_and_one_falls_in_the_hunt_hour() {
 }
 
 #[test]
-fn no_history_is_an_input_error() {
+fn no_history_or_too_much_is_an_input_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err = generate(dir.path(), &options(1, 0)).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    for days in [0, DemoOptions::MAX_DAYS + 1] {
+        let err = generate(dir.path(), &options(1, days)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains(&days.to_string()), "{err}");
+    }
 }
 
 #[test]
