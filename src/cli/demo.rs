@@ -102,7 +102,8 @@ async fn run_in(
     }
 
     let store = Arc::new(open_store(&dir.join("trailhound.db"))?);
-    let source = Arc::new(open_source(&manifest.logs_root, cli.quiet)?);
+    // The state file sits beside AWSLogs/; read only the logs.
+    let source = Arc::new(open_source(&manifest.logs_root.join("AWSLogs"), cli.quiet)?);
     let accounts = source.accounts().await?;
     let history =
         Window::new(manifest.history.0, manifest.history.1).context("empty demo history")?;
