@@ -12,7 +12,8 @@ pub async fn load() -> SdkConfig {
 /// An S3 client. With an endpoint override (a local emulator, MinIO), buckets are addressed
 /// by path, because such endpoints do not resolve `bucket.host` names.
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
-    let builder = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
+    let builder =
+        aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
     aws_sdk_s3::Client::from_conf(builder.build())
 }
 

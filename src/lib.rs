@@ -4,6 +4,7 @@
 //! `baseline`, `alert`, `window`, `config` → `cloudtrail`.
 
 pub mod alert;
+pub mod aws;
 pub mod baseline;
 pub mod cloudtrail;
 pub mod config;
@@ -13,4 +14,3 @@ pub mod hunt;
 pub mod muster;
 pub mod source;
 pub mod window;
-pub mod aws;

@@ -12,7 +12,9 @@ fn trailhound() -> Command {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["hunt", "learn", "deliver", "muster", "baseline", "demo"] {
+    for cmd in [
+        "hunt", "learn", "deliver", "muster", "account", "baseline", "demo",
+    ] {
         let out = trailhound().args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success(), "{cmd} --help failed");
         assert!(

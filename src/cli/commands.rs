@@ -8,17 +8,16 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use trailhound::alert::{Finding, JsonlSink, Sink, TerminalSink};
-use trailhound::baseline::sqlite::SqliteStore;
 use trailhound::baseline::BaselineStore;
 use trailhound::cloudtrail::{AccountId, Span, Timestamp};
 use trailhound::config::Config;
 use trailhound::detect::Mode;
 use trailhound::hunt::{Hunter, Period};
 use trailhound::muster::{self, RunResult};
-use trailhound::source::scan::FolderSource;
 use trailhound::source::ActivitySource;
 use trailhound::window::{Plan, Window};
 
+use super::parts;
 use super::{Cli, Command, Format, LogsArgs, OutputArgs};
 
 pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
@@ -34,8 +33,7 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
                 (Some(f), Some(u)) => Period::Fixed(window(*f, *u)?),
                 _ => Period::Scheduled,
             };
-            let store = open_store(&cli.state)?;
-            let result = run(cli, &config, store, logs, period, Mode::Hunt, output).await?;
+            let result = run(cli, &config, logs, period, Mode::Hunt, output).await?;
             Ok(exit_code(&result, output))
         }
         Command::Learn {
@@ -54,7 +52,6 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
                 }
                 _ => bail!("learn needs a period: --days N, or --from TIME --until TIME"),
             };
-            let store = open_store(&cli.state)?;
             let quiet_output = OutputArgs {
                 format: Some(Format::Jsonl),
                 out: None,
@@ -63,7 +60,6 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
             let result = run(
                 cli,
                 &config,
-                store,
                 logs,
                 Period::Fixed(period),
                 Mode::Learn,
@@ -73,9 +69,9 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
             Ok(exit_code(&result, &quiet_output))
         }
         Command::Deliver { output } => {
-            let store = open_store(&cli.state)?;
+            let store = parts::store(&cli.state, &config).await?;
             let sinks = build_sinks(output)?;
-            let (delivered, failures) = muster::deliver(&store, &sinks).await;
+            let (delivered, failures) = muster::deliver(store.as_ref(), &sinks).await;
             if !cli.quiet {
                 for (sink, n) in &delivered {
                     eprintln!("delivered {n} pending findings to {sink}");
@@ -90,15 +86,25 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
-        Command::Muster { logs } => {
-            let source = open_source(&logs.logs, true)?;
-            let accounts = select_accounts(&source, logs).await?;
-            let list: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
-            println!("{}", serde_json::to_string(&list)?);
-            Ok(ExitCode::SUCCESS)
+        Command::Muster { logs, ids } => super::aws_commands::muster(&config, logs, *ids).await,
+        Command::Account {
+            id,
+            logs,
+            output,
+            from,
+            until,
+        } => {
+            let period = match (from, until) {
+                (Some(f), Some(u)) => Period::Fixed(window(*f, *u)?),
+                _ => Period::Scheduled,
+            };
+            super::aws_commands::account(cli, &config, id, logs, output, period).await
         }
         Command::Baseline => {
-            let store = open_store(&cli.state)?;
+            if config.store.kind != trailhound::config::StoreKind::Sqlite {
+                bail!("`baseline` shows the SQLite state file; with [store] kind = \"dynamodb\" look at the table in the AWS console");
+            }
+            let store = parts::open_sqlite(&cli.state)?;
             let s = store.stats().await?;
             println!("state file:  {}", cli.state.display());
             println!("accounts:    {}", s.accounts);
@@ -146,54 +152,6 @@ fn window(from: Timestamp, until: Timestamp) -> Result<Window> {
         .with_context(|| format!("--from {from} must be before --until {until}"))
 }
 
-pub fn open_store(path: &Path) -> Result<SqliteStore> {
-    SqliteStore::open(path).with_context(|| format!("opening the state file {}", path.display()))
-}
-
-pub fn open_source(logs: &Path, quiet: bool) -> Result<FolderSource> {
-    if !logs.exists() {
-        bail!(
-            "the logs folder {} does not exist; sync your trail first (aws s3 sync s3://BUCKET/AWSLogs ./AWSLogs) or pass --logs DIR",
-            logs.display()
-        );
-    }
-    let source = FolderSource::open(logs)
-        .with_context(|| format!("reading the logs folder {}", logs.display()))?;
-    if quiet || !std::io::stderr().is_terminal() {
-        return Ok(source);
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {pos}/{len} objects read, {elapsed} {wide_bar}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    Ok(source.with_progress(bar))
-}
-
-async fn select_accounts(source: &FolderSource, logs: &LogsArgs) -> Result<Vec<AccountId>> {
-    let found = source.accounts().await?;
-    if logs.accounts.is_empty() {
-        if found.is_empty() {
-            bail!(
-                "no CloudTrail logs found under {} (looked for *_CloudTrail_*.json.gz objects and JSON log files)",
-                source.root().display()
-            );
-        }
-        return Ok(found);
-    }
-    let mut chosen = Vec::new();
-    for text in &logs.accounts {
-        let id = AccountId::parse(text)?;
-        if !found.contains(&id) {
-            bail!("account {id} has no logs under {}", source.root().display());
-        }
-        chosen.push(id);
-    }
-    Ok(chosen)
-}
-
 pub fn build_sinks(output: &OutputArgs) -> Result<Vec<Box<dyn Sink>>> {
     let stdout_is_terminal = std::io::stdout().is_terminal();
     let format = output.format.unwrap_or(if stdout_is_terminal {
@@ -211,58 +169,60 @@ pub fn build_sinks(output: &OutputArgs) -> Result<Vec<Box<dyn Sink>>> {
     Ok(sinks)
 }
 
-/// A run over the accounts of a logs folder.
+/// A run over the configured accounts, source and store.
 pub async fn run(
     cli: &Cli,
     config: &Arc<Config>,
-    store: SqliteStore,
     logs: &LogsArgs,
     period: Period,
     mode: Mode,
     output: &OutputArgs,
 ) -> Result<RunResult> {
-    let source = open_source(&logs.logs, cli.quiet)?;
-    let accounts = select_accounts(&source, logs).await?;
+    let store = parts::store(&cli.state, config).await?;
+    let (source, progress) = parts::source(cli.quiet, config, logs).await?;
+    let accounts = parts::accounts(config, logs, Some(source.clone())).await?;
+    let accounts: Vec<AccountId> = accounts.into_iter().map(|a| a.id).collect();
     let sinks = if mode == Mode::Learn {
         Vec::new()
     } else {
         build_sinks(output)?
     };
-    run_with(
-        cli,
-        config,
-        Arc::new(store),
-        Arc::new(source),
-        accounts,
-        period,
-        mode,
-        &sinks,
-        logs.concurrency,
-    )
-    .await
+    let concurrency = logs.concurrency.unwrap_or(config.muster.concurrency);
+    let run = Run {
+        store,
+        source,
+        progress,
+        concurrency,
+    };
+    run_with(cli, config, &run, accounts, period, mode, &sinks).await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The parts of a run, built once.
+pub struct Run {
+    pub store: Arc<dyn BaselineStore>,
+    pub source: Arc<dyn ActivitySource>,
+    pub progress: Option<indicatif::ProgressBar>,
+    pub concurrency: usize,
+}
+
 pub async fn run_with(
     cli: &Cli,
     config: &Arc<Config>,
-    store: Arc<dyn BaselineStore>,
-    source: Arc<FolderSource>,
+    run: &Run,
     accounts: Vec<AccountId>,
     period: Period,
     mode: Mode,
     sinks: &[Box<dyn Sink>],
-    concurrency: usize,
 ) -> Result<RunResult> {
     let hunter = Hunter {
         config: config.clone(),
-        store,
-        source: source.clone(),
+        store: run.store.clone(),
+        source: run.source.clone(),
         sinks: sinks.iter().map(|s| s.name()).collect(),
         now: Timestamp::now(),
     };
-    let result = muster::run(&hunter, accounts, period, mode, concurrency, sinks).await?;
-    if let Some(bar) = source.progress() {
+    let result = muster::run(&hunter, accounts, period, mode, run.concurrency, sinks).await?;
+    if let Some(bar) = &run.progress {
         bar.finish_and_clear();
     }
     if !cli.quiet {

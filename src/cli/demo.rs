@@ -16,7 +16,8 @@ use trailhound::hunt::Period;
 use trailhound::source::ActivitySource;
 use trailhound::window::Window;
 
-use super::commands::{build_sinks, exit_code, open_source, open_store, run_with};
+use super::commands::{build_sinks, exit_code, run_with, Run};
+use super::parts;
 use super::{Cli, OutputArgs};
 
 /// Whether a finding is about one of the injected attacks.
@@ -101,10 +102,18 @@ async fn run_in(
         );
     }
 
-    let store = Arc::new(open_store(&dir.join("trailhound.db"))?);
+    // The demo keeps its own state beside the logs, whatever --state says, so it never
+    // mixes with a real baseline.
+    let store = Arc::new(parts::open_sqlite(&dir.join("trailhound.db"))?);
     // The state file sits beside AWSLogs/; read only the logs.
-    let source = Arc::new(open_source(&manifest.logs_root.join("AWSLogs"), cli.quiet)?);
+    let (source, progress) = parts::open_folder(&manifest.logs_root.join("AWSLogs"), cli.quiet)?;
     let accounts = source.accounts().await?;
+    let run = Run {
+        store,
+        source: Arc::new(source),
+        progress,
+        concurrency: 2,
+    };
     let history =
         Window::new(manifest.history.0, manifest.history.1).context("empty demo history")?;
     let hunt = Window::new(manifest.hunt.0, manifest.hunt.1).context("empty demo hunt window")?;
@@ -112,35 +121,15 @@ async fn run_in(
     if !cli.quiet {
         eprintln!("\nlearning {history} ...");
     }
-    run_with(
-        cli,
-        config,
-        store.clone(),
-        source.clone(),
-        accounts.clone(),
-        Period::Fixed(history),
-        Mode::Learn,
-        &[],
-        2,
-    )
-    .await?;
+    let learn = Period::Fixed(history);
+    run_with(cli, config, &run, accounts.clone(), learn, Mode::Learn, &[]).await?;
 
     if !cli.quiet {
         eprintln!("\nhunting {hunt} ...");
     }
     let sinks = build_sinks(output)?;
-    let result = run_with(
-        cli,
-        config,
-        store,
-        source,
-        accounts,
-        Period::Fixed(hunt),
-        Mode::Hunt,
-        &sinks,
-        2,
-    )
-    .await?;
+    let period = Period::Fixed(hunt);
+    let result = run_with(cli, config, &run, accounts, period, Mode::Hunt, &sinks).await?;
 
     if !cli.quiet {
         let ranks: Vec<(usize, &'static str)> = result

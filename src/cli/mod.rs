@@ -3,8 +3,10 @@
 //! Exit codes: 0 the run completed; 1 findings at or above `--fail-on` were produced;
 //! 2 an error, or a run that completed only in part (an account or a sink failed).
 
+mod aws_commands;
 mod commands;
 mod demo;
+mod parts;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -69,9 +71,9 @@ pub struct LogsArgs {
     /// Only these accounts (repeatable). Default: every account found.
     #[arg(long = "account", value_name = "ID")]
     pub accounts: Vec<String>,
-    /// Accounts hunted at once.
-    #[arg(long, default_value_t = 2)]
-    pub concurrency: usize,
+    /// Accounts hunted at once (default: `[muster] concurrency`, 5).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -135,10 +137,35 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Print the accounts found in the logs folder as a JSON array.
+    /// Print the accounts to hunt, from `[muster] accounts_from`, as one JSON array.
+    ///
+    /// Each item is an object: `{"id": "111122223333", "name": "prod", "ous": [...],
+    /// "tags": {...}}`, sorted by id; `name` comes from Organizations, `ous` (the OUs of
+    /// include_ous the account is under) and `tags` (those the tag filters name) only when
+    /// those filters are set. It is the item list of a Step Functions Distributed Map: each
+    /// item's `id` goes to `trailhound account --id`. With --ids: `["111122223333", ...]`.
     Muster {
         #[command(flatten)]
         logs: LogsArgs,
+        /// Print bare account ids instead of objects.
+        #[arg(long)]
+        ids: bool,
+    },
+    /// Hunt one account with the configured source and store (what each Map task runs).
+    Account {
+        /// The account to hunt (12 digits), as `muster` printed it.
+        #[arg(long, value_name = "ACCOUNT")]
+        id: String,
+        #[command(flatten)]
+        logs: LogsArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+        /// Replay from this delivery time instead of the account's watermark.
+        #[arg(long, value_parser = parse_time, requires = "until")]
+        from: Option<Timestamp>,
+        /// Replay up to this delivery time (exclusive).
+        #[arg(long, value_parser = parse_time, requires = "from")]
+        until: Option<Timestamp>,
     },
     /// Show what the state file holds.
     Baseline,

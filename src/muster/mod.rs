@@ -1,12 +1,16 @@
 //! A run: the accounts to hunt, hunted at bounded concurrency where one account's failure
 //! never stops the others, then the outbox drained into every sink.
 
+pub mod accounts;
 pub mod summary;
 
 pub use summary::RunSummary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -93,18 +97,33 @@ pub async fn run_accounts(
 ) -> (BTreeMap<AccountId, AccountReport>, Vec<(AccountId, String)>) {
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
+    // Which account each task hunts, for a task that ends without saying.
+    let mut held = HashMap::new();
     for account in accounts {
         let hunter = hunter.clone();
         let gate = gate.clone();
-        tasks.spawn(async move {
+        let task_account = account.clone();
+        let handle = tasks.spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = gate.acquire_owned().await;
-            let span = tracing::info_span!("account", account = %account);
-            let result =
-                tracing::Instrument::instrument(hunter.run_account(&account, period, mode), span)
-                    .await;
-            (account, result.map_err(|e| e.to_string()))
+            let span = tracing::info_span!("account", account = %task_account);
+            let hunt = tracing::Instrument::instrument(
+                hunter.run_account(&task_account, period, mode),
+                span,
+            );
+            // A panic is caught here, inside the task, where the account is still known. The
+            // hunter is shared read-only and each account's state is its own, so nothing
+            // another account relies on is left half-changed.
+            let result = match AssertUnwindSafe(hunt).catch_unwind().await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(panic) => Err(format!(
+                    "the hunt stopped on a bug: {}",
+                    panic_text(&*panic)
+                )),
+            };
+            (task_account, result)
         });
+        held.insert(handle.id(), account);
     }
     let mut reports = BTreeMap::new();
     let mut failed = Vec::new();
@@ -117,21 +136,27 @@ pub async fn run_accounts(
                 tracing::error!(account = %account, error = %e, "account failed");
                 failed.push((account, e));
             }
-            // A panic in one account's task: its account is unknown here, so it is reported
-            // under a placeholder rather than lost.
-            Err(e) => failed.push((
-                AccountId::parse("000000000000").unwrap_or_else(|_| unreachable_account()),
-                format!("a hunt task stopped: {e}"),
-            )),
+            // Panics are caught inside the task, so this is a task cancelled under us (the
+            // runtime shutting down); it is still reported under its own account.
+            Err(e) => {
+                if let Some(account) = held.remove(&e.id()) {
+                    tracing::error!(account = %account, error = %e, "account failed");
+                    failed.push((account, format!("the hunt task ended early: {e}")));
+                }
+            }
         }
     }
     failed.sort();
     (reports, failed)
 }
 
-fn unreachable_account() -> AccountId {
-    // "000000000000" is twelve digits, so parsing it cannot fail; this exists to avoid unwrap.
-    AccountId::parse("000000000001").unwrap_or_else(|_| unreachable_account())
+/// The message a panic carried, when it was text.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Sends every finding pending for each sink, in batches sorted by severity.

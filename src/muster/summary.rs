@@ -66,6 +66,7 @@ impl RunSummary {
             (r.objects_not_events, "not events (digest, insight)"),
             (r.files_not_logs, "not CloudTrail logs"),
             (bad_objects, "unreadable"),
+            (r.s3_list_calls, "S3 list requests"),
         ]);
         line(&mut out, &format!("objects: {objects}"));
         for (path, reason) in r.objects_bad.iter().take(BAD_OBJECTS_NAMED) {
@@ -211,6 +212,7 @@ mod tests {
             objects_not_events: 3,
             files_not_logs: 2,
             bytes_read: 12_345_678,
+            s3_list_calls: 9,
             records: 5_000,
             records_duplicate: 40,
             records_outside_window: 7,
@@ -274,6 +276,7 @@ mod tests {
             "3 not events",
             "2 not CloudTrail logs",
             "23 unreadable",
+            "9 S3 list requests",
             "5000 read",
             "4939 used",
             "40 duplicate",

@@ -102,6 +102,9 @@ pub struct ScanReport {
     /// are kept.
     pub objects_bad: BTreeMap<String, String>,
     pub bytes_read: u64,
+    /// S3 list requests (pages) the bucket scan made; zero for other sources.
+    #[serde(default)]
+    pub s3_list_calls: u64,
     pub records: u64,
     /// Records already seen in this run (same eventID).
     pub records_duplicate: u64,
@@ -124,6 +127,7 @@ impl ScanReport {
         self.files_not_logs += other.files_not_logs;
         self.objects_bad.extend(other.objects_bad);
         self.bytes_read += other.bytes_read;
+        self.s3_list_calls += other.s3_list_calls;
         self.records += other.records;
         self.records_duplicate += other.records_duplicate;
         self.records_outside_window += other.records_outside_window;

@@ -1,9 +1,13 @@
 //! Activity sources: where the distinct (principal, action, outcome) rows of a window come from.
 //!
-//! `scan` reads CloudTrail objects directly (a local folder today); Athena joins it for
-//! organisation scale. The hunt sees only [`ActivitySource`].
+//! `scan` reads CloudTrail objects from a local folder and `s3` from the CloudTrail bucket,
+//! both folding them with `fold`; Athena joins them for organisation scale. The hunt sees
+//! only [`ActivitySource`].
 
 pub mod activity;
+pub mod athena;
+mod fold;
+pub mod s3;
 pub mod scan;
 
 pub use activity::{Activity, ActivityBatch, Samples, ScanReport};
@@ -22,6 +26,14 @@ pub enum SourceError {
     },
     #[error("the activity scan stopped: {0}")]
     Scan(String),
+    /// An S3 call of the bucket scan failed; `code` is S3's error code.
+    #[error("s3:{call} {url} failed with {code}: {message}")]
+    S3 {
+        call: &'static str,
+        url: String,
+        code: String,
+        message: String,
+    },
 }
 
 /// Produces the activity rows of one account and one delivery-time window.

@@ -1,4 +1,5 @@
-//! The direct scan: reads CloudTrail objects from a folder and folds them into Activity rows.
+//! The direct scan of a folder: finds CloudTrail objects on disk and reads them; `fold.rs`
+//! turns their bytes into Activity rows, as it does for the S3 scan.
 //!
 //! The folder is walked once when the source is opened. Objects named as CloudTrail names them
 //! are indexed by account and delivery minute, so a window opens only the objects delivered in
@@ -8,19 +9,19 @@
 //! Objects are read on all cores, one object per worker at a time, so memory is bounded by
 //! the worker count times the largest object plus the distinct rows of the window.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::activity::{Activity, ActivityBatch, Samples, ScanReport};
+use super::activity::ActivityBatch;
+use super::fold::{fold_object, merge, record_account, ObjectRef, Partial, SeenEvents};
 use super::{ActivitySource, SourceError};
 use crate::cloudtrail::layout::{is_non_event_folder, parse_object_name, ObjectKind};
 use crate::cloudtrail::reader::{decompress, split_records};
-use crate::cloudtrail::{AccountId, Action, Outcome, Principal, Record, Timestamp};
+use crate::cloudtrail::{AccountId, Record, Timestamp};
 use crate::window::Window;
 
 /// An object named by CloudTrail: its delivery minute is known without opening it.
@@ -216,15 +217,6 @@ fn classify(path: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
     }
 }
 
-/// The account a record of a loose file belongs to.
-fn record_account(r: &Record<'_>) -> Option<AccountId> {
-    let from_identity = r.user_identity.0.as_ref().and_then(|u| u.account_id.get());
-    r.recipient_account_id
-        .get()
-        .or(from_identity)
-        .and_then(|a| AccountId::parse(a).ok())
-}
-
 fn accounts_of_loose_files(
     files: Vec<PathBuf>,
     workers: usize,
@@ -289,152 +281,29 @@ fn parallel_map<T: Sync, R: Send>(
         .collect()
 }
 
-type RowKey = (String, String, String, Outcome);
-
-/// What one worker accumulates.
-#[derive(Default)]
-struct Partial {
-    rows: HashMap<RowKey, Activity>,
-    report: ScanReport,
-}
-
-fn event_key(id: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
-}
-
-/// Reads one object into `part`. Records before a break in the object are kept.
+/// Reads one file and folds it into `part`; a file that cannot be read is named in the report.
 fn scan_object(
     path: &Path,
     named: bool,
     account: &AccountId,
     window: &Window,
-    seen: &Mutex<HashSet<u64>>,
+    seen: &SeenEvents,
     part: &mut Partial,
 ) {
     let shown = path.display().to_string();
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let object = ObjectRef {
+                shown: &shown,
+                named,
+            };
+            fold_object(object, bytes, account, window, seen, part);
+        }
         Err(e) => {
             part.report
                 .objects_bad
                 .insert(shown, format!("cannot read: {e}"));
-            return;
         }
-    };
-    part.report.objects_read += 1;
-    part.report.bytes_read += bytes.len() as u64;
-    let bytes = match decompress(bytes) {
-        Ok(b) => b,
-        Err(e) => {
-            part.report.objects_bad.insert(shown, e.to_string());
-            return;
-        }
-    };
-    let split = split_records(&bytes);
-    if let Some(e) = &split.error {
-        let kept = split.records.len();
-        part.report
-            .objects_bad
-            .insert(shown, format!("{e} (kept the {kept} records before it)"));
-    }
-    let mut parsed = Vec::with_capacity(split.records.len());
-    for raw in &split.records {
-        part.report.records += 1;
-        match Record::parse(raw.get()) {
-            Ok(r) => parsed.push(r),
-            Err(reason) => *part.report.records_bad.entry(reason).or_default() += 1,
-        }
-    }
-    // Deduplicate by eventID across the whole scan: one lock per object, not per record.
-    let keys: Vec<Option<u64>> = parsed
-        .iter()
-        .map(|r| r.event_id.get().map(event_key))
-        .collect();
-    let fresh: Vec<bool> = match seen.lock() {
-        Ok(mut set) => keys
-            .iter()
-            .map(|k| k.is_none_or(|k| set.insert(k)))
-            .collect(),
-        Err(_) => vec![true; keys.len()],
-    };
-    for (record, is_new) in parsed.iter().zip(fresh) {
-        if !is_new {
-            part.report.records_duplicate += 1;
-            continue;
-        }
-        if !named {
-            if record_account(record).as_ref() != Some(account) {
-                part.report.records_other_account += 1;
-                continue;
-            }
-            if !window.contains(record.event_time) {
-                part.report.records_outside_window += 1;
-                continue;
-            }
-        }
-        fold_record(record, account, part);
-    }
-}
-
-fn fold_record(r: &Record<'_>, account: &AccountId, part: &mut Partial) {
-    let principal = match Principal::of(r, account.as_str()) {
-        Ok(p) => p,
-        Err(why) => {
-            *part
-                .report
-                .records_no_principal
-                .entry(why.reason().to_string())
-                .or_default() += 1;
-            return;
-        }
-    };
-    let outcome = Outcome::of(r.error_code.get());
-    let key = (
-        principal.key.clone(),
-        r.event_source.to_string(),
-        r.event_name.to_string(),
-        outcome,
-    );
-    let row = part.rows.entry(key).or_insert_with(|| Activity {
-        action: Action::new(&r.event_source, &r.event_name),
-        principal,
-        outcome,
-        count: 0,
-        first_time: r.event_time,
-        last_time: r.event_time,
-        regions: Samples::default(),
-        source_ips: Samples::default(),
-        user_agents: Samples::default(),
-        error_codes: Samples::default(),
-        event_ids: Samples::default(),
-        read_only: None,
-        logins_without_mfa: 0,
-    });
-    row.count += 1;
-    if r.console_login_without_mfa() {
-        row.logins_without_mfa += 1;
-    }
-    row.first_time = row.first_time.min(r.event_time);
-    row.last_time = row.last_time.max(r.event_time);
-    if let Some(v) = r.aws_region.get() {
-        row.regions.add(v);
-    }
-    if let Some(v) = r.source_ip.get() {
-        row.source_ips.add(v);
-    }
-    if let Some(v) = r.user_agent.get() {
-        row.user_agents.add(v);
-    }
-    if let Some(v) = r.error_code.get() {
-        row.error_codes.add(v);
-    }
-    if let Some(v) = r.event_id.get() {
-        row.event_ids.add(v);
-    }
-    if let Some(ro) = r.read_only.0 {
-        row.read_only = Some(row.read_only.unwrap_or(true) && ro);
     }
 }
 
@@ -447,7 +316,7 @@ fn scan(
     progress: Option<&indicatif::ProgressBar>,
 ) -> Partial {
     let next = AtomicUsize::new(0);
-    let seen = Mutex::new(HashSet::new());
+    let seen = SeenEvents::default();
     let partials: Vec<Partial> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers.max(1).min(objects.len().max(1)))
             .map(|_| {
@@ -480,19 +349,7 @@ fn scan(
             })
             .collect()
     });
-    let mut total = Partial::default();
-    for part in partials {
-        total.report.merge(part.report);
-        for (k, row) in part.rows {
-            match total.rows.entry(k) {
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(row),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(row);
-                }
-            }
-        }
-    }
-    total
+    merge(partials)
 }
 
 #[async_trait]
@@ -530,7 +387,7 @@ impl ActivitySource for FolderSource {
             .map_err(|e| SourceError::Scan(e.to_string()))?
         };
 
-        let mut report = part.report;
+        let (rows, mut report) = part.finish();
         report.objects_listed = listed;
         // Walk-level counts belong to the whole folder: report them with the first batch.
         if let Ok(mut taken) = self.walk_report_taken.lock() {
@@ -545,10 +402,6 @@ impl ActivitySource for FolderSource {
                 }
             }
         }
-        let mut rows: Vec<Activity> = part.rows.into_values().collect();
-        rows.sort_by(|a, b| {
-            (&a.principal.key, &a.action, a.outcome).cmp(&(&b.principal.key, &b.action, b.outcome))
-        });
         Ok(ActivityBatch {
             account: account.clone(),
             window: *window,

@@ -1,0 +1,58 @@
+//! The two commands a Step Functions Distributed Map runs: `muster` lists the accounts (the
+//! Map's items), and `account --id` hunts one of them (each Map task).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use trailhound::cloudtrail::AccountId;
+use trailhound::config::{AccountSource, Config};
+use trailhound::detect::Mode;
+use trailhound::hunt::Period;
+
+use super::commands::{build_sinks, exit_code, run_with, Run};
+use super::parts;
+use super::{Cli, LogsArgs, OutputArgs};
+
+/// `trailhound muster`: the accounts as one JSON array on stdout.
+pub async fn muster(config: &Config, logs: &LogsArgs, ids: bool) -> Result<ExitCode> {
+    // Listing the accounts of a folder reads no object: no progress bar.
+    let source = if config.muster.accounts_from == AccountSource::Folder {
+        Some(parts::source(true, config, logs).await?.0)
+    } else {
+        None
+    };
+    let accounts = parts::accounts(config, logs, source).await?;
+    let json = if ids {
+        let list: Vec<&AccountId> = accounts.iter().map(|a| &a.id).collect();
+        serde_json::to_string(&list)?
+    } else {
+        serde_json::to_string(&accounts)?
+    };
+    println!("{json}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `trailhound account --id`: hunts one account with the configured source, store and sinks.
+pub async fn account(
+    cli: &Cli,
+    config: &Arc<Config>,
+    id: &str,
+    logs: &LogsArgs,
+    output: &OutputArgs,
+    period: Period,
+) -> Result<ExitCode> {
+    let account = AccountId::parse(id).context("--id")?;
+    let store = parts::store(&cli.state, config).await?;
+    let (source, progress) = parts::source(cli.quiet, config, logs).await?;
+    let sinks = build_sinks(output)?;
+    let run = Run {
+        store,
+        source,
+        progress,
+        concurrency: 1,
+    };
+    let result = run_with(cli, config, &run, vec![account], period, Mode::Hunt, &sinks).await?;
+    Ok(exit_code(&result, output))
+}

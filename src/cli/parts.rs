@@ -1,0 +1,134 @@
+//! The parts a run is made of, as the config file and the flags choose them: the state store
+//! (`[store]`), the activity source (`[source]`), and the accounts (`[muster]`).
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use trailhound::baseline::dynamodb::DynamoStore;
+use trailhound::baseline::sqlite::SqliteStore;
+use trailhound::baseline::BaselineStore;
+use trailhound::cloudtrail::AccountId;
+use trailhound::config::{AccountSource, Config, SourceKind, StoreKind};
+use trailhound::muster::accounts::{roster, MusterAccount};
+use trailhound::source::s3::S3Source;
+use trailhound::source::scan::FolderSource;
+use trailhound::source::ActivitySource;
+
+use super::LogsArgs;
+
+pub fn open_sqlite(path: &Path) -> Result<SqliteStore> {
+    SqliteStore::open(path).with_context(|| format!("opening the state file {}", path.display()))
+}
+
+/// The store `[store] kind` names: the SQLite file of `--state`, or the DynamoDB table.
+pub async fn store(state: &Path, config: &Config) -> Result<Arc<dyn BaselineStore>> {
+    Ok(match config.store.kind {
+        StoreKind::Sqlite => Arc::new(open_sqlite(state)?),
+        StoreKind::Dynamodb => {
+            let sdk = trailhound::aws::load().await;
+            Arc::new(DynamoStore::new(
+                trailhound::aws::dynamodb(&sdk),
+                config.store.table.clone(),
+            ))
+        }
+    })
+}
+
+/// A progress bar on stderr, when a person is watching.
+fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} objects read, {elapsed} {wide_bar}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// The folder source over `logs`, with a progress bar unless `quiet`.
+pub fn open_folder(
+    logs: &Path,
+    quiet: bool,
+) -> Result<(FolderSource, Option<indicatif::ProgressBar>)> {
+    if !logs.exists() {
+        bail!(
+            "the logs folder {} does not exist; sync your trail first (aws s3 sync s3://BUCKET/AWSLogs ./AWSLogs) or pass --logs DIR",
+            logs.display()
+        );
+    }
+    let source = FolderSource::open(logs)
+        .with_context(|| format!("reading the logs folder {}", logs.display()))?;
+    Ok(match progress_bar(quiet) {
+        Some(bar) => (source.with_progress(bar.clone()), Some(bar)),
+        None => (source, None),
+    })
+}
+
+/// The activity source `[source] kind` names, and its progress bar if it has one.
+pub async fn source(
+    quiet: bool,
+    config: &Config,
+    logs: &LogsArgs,
+) -> Result<(Arc<dyn ActivitySource>, Option<indicatif::ProgressBar>)> {
+    Ok(match config.source.kind {
+        SourceKind::Folder => {
+            let (source, bar) = open_folder(&logs.logs, quiet)?;
+            (Arc::new(source), bar)
+        }
+        SourceKind::S3 => {
+            let sdk = trailhound::aws::load().await;
+            let source = S3Source::new(trailhound::aws::s3(&sdk), &config.trail)
+                .context("opening the CloudTrail bucket of [trail]")?;
+            (Arc::new(source), None)
+        }
+        SourceKind::Athena => {
+            bail!("source.kind = \"athena\" is not available yet; use \"folder\" or \"s3\"")
+        }
+    })
+}
+
+/// The accounts of `[muster]`, narrowed to `--account` when given. `source` is asked when the
+/// accounts come from the logs themselves.
+pub async fn accounts(
+    config: &Config,
+    logs: &LogsArgs,
+    source: Option<Arc<dyn ActivitySource>>,
+) -> Result<Vec<MusterAccount>> {
+    let roster = roster(&config.muster, source)
+        .await
+        .context("choosing where accounts come from ([muster] accounts_from)")?;
+    let mut accounts = roster.accounts().await.context("listing the accounts")?;
+    if accounts.is_empty() && config.muster.accounts_from == AccountSource::Folder {
+        bail!(
+            "no CloudTrail logs found under {} (looked for *_CloudTrail_*.json.gz objects and JSON log files)",
+            logs.logs.display()
+        );
+    }
+    if !logs.accounts.is_empty() {
+        let wanted = logs
+            .accounts
+            .iter()
+            .map(|a| AccountId::parse(a).context("--account"))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(missing) = wanted
+            .iter()
+            .find(|w| !accounts.iter().any(|a| a.id == **w))
+        {
+            let from = match config.muster.accounts_from {
+                AccountSource::Folder => "folder",
+                AccountSource::Organizations => "organizations",
+                AccountSource::Static => "static",
+            };
+            bail!("account {missing} is not among the accounts of [muster] (accounts_from = \"{from}\", after its filters)");
+        }
+        accounts.retain(|a| wanted.contains(&a.id));
+    }
+    Ok(accounts)
+}

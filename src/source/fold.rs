@@ -1,0 +1,218 @@
+//! Folding CloudTrail objects into Activity rows: the per-object work every direct source
+//! shares, whatever the bytes came from (a file, an S3 object).
+//!
+//! One object: decompress, split into records, parse, drop eventIDs already seen in this
+//! window, fold each record into its (principal, action, outcome) row, and count every record
+//! that did not become activity. Workers each fold into their own [`Partial`]; [`merge`]
+//! combines them at the end, so the only shared state is the eventID set.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+
+use super::activity::{Activity, Samples, ScanReport};
+use crate::cloudtrail::reader::{decompress, split_records};
+use crate::cloudtrail::{AccountId, Action, Outcome, Principal, Record};
+use crate::window::Window;
+
+type RowKey = (String, String, String, Outcome);
+
+/// What one worker has folded so far.
+#[derive(Default)]
+pub(crate) struct Partial {
+    rows: HashMap<RowKey, Activity>,
+    pub(crate) report: ScanReport,
+}
+
+impl Partial {
+    /// The rows, sorted by principal, action and outcome, and the report.
+    pub(crate) fn finish(self) -> (Vec<Activity>, ScanReport) {
+        let mut rows: Vec<Activity> = self.rows.into_values().collect();
+        rows.sort_by(|a, b| {
+            (&a.principal.key, &a.action, a.outcome).cmp(&(&b.principal.key, &b.action, b.outcome))
+        });
+        (rows, self.report)
+    }
+
+    /// Folds another worker's rows and counts into this one.
+    pub(crate) fn absorb(&mut self, part: Partial) {
+        self.report.merge(part.report);
+        for (k, row) in part.rows {
+            match self.rows.entry(k) {
+                Entry::Occupied(mut e) => e.get_mut().merge(row),
+                Entry::Vacant(e) => {
+                    e.insert(row);
+                }
+            }
+        }
+    }
+}
+
+/// Combines what several workers folded.
+pub(crate) fn merge(parts: impl IntoIterator<Item = Partial>) -> Partial {
+    let mut total = Partial::default();
+    for part in parts {
+        total.absorb(part);
+    }
+    total
+}
+
+/// The eventIDs seen in one window, shared by the workers folding it. Hashes, not the ids,
+/// because a busy window holds millions of them.
+#[derive(Default)]
+pub(crate) struct SeenEvents(Mutex<HashSet<u64>>);
+
+fn event_key(id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// The account a record belongs to, for objects whose name does not say.
+pub(crate) fn record_account(r: &Record<'_>) -> Option<AccountId> {
+    let from_identity = r.user_identity.0.as_ref().and_then(|u| u.account_id.get());
+    r.recipient_account_id
+        .get()
+        .or(from_identity)
+        .and_then(|a| AccountId::parse(a).ok())
+}
+
+/// One object to fold: where it came from (for the report) and whether CloudTrail named it.
+pub(crate) struct ObjectRef<'a> {
+    /// How the report names the object: a path or an `s3://` URL.
+    pub shown: &'a str,
+    /// A CloudTrail-named object was chosen by its delivery time and account, so all its
+    /// records count. Other files are read whole: their records are kept only when they are
+    /// of the account and their eventTime is in the window.
+    pub named: bool,
+}
+
+/// Folds one object's bytes (as stored: gzip or plain) into `part`. Records before a break
+/// in the object are kept; the break is reported under the object's name.
+pub(crate) fn fold_object(
+    object: ObjectRef<'_>,
+    bytes: Vec<u8>,
+    account: &AccountId,
+    window: &Window,
+    seen: &SeenEvents,
+    part: &mut Partial,
+) {
+    let shown = object.shown;
+    part.report.objects_read += 1;
+    part.report.bytes_read += bytes.len() as u64;
+    let bytes = match decompress(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            part.report
+                .objects_bad
+                .insert(shown.to_string(), e.to_string());
+            return;
+        }
+    };
+    let split = split_records(&bytes);
+    if let Some(e) = &split.error {
+        let kept = split.records.len();
+        part.report.objects_bad.insert(
+            shown.to_string(),
+            format!("{e} (kept the {kept} records before it)"),
+        );
+    }
+    let mut parsed = Vec::with_capacity(split.records.len());
+    for raw in &split.records {
+        part.report.records += 1;
+        match Record::parse(raw.get()) {
+            Ok(r) => parsed.push(r),
+            Err(reason) => *part.report.records_bad.entry(reason).or_default() += 1,
+        }
+    }
+    // Deduplicate by eventID across the whole window: one lock per object, not per record.
+    let keys: Vec<Option<u64>> = parsed
+        .iter()
+        .map(|r| r.event_id.get().map(event_key))
+        .collect();
+    let fresh: Vec<bool> = match seen.0.lock() {
+        Ok(mut set) => keys
+            .iter()
+            .map(|k| k.is_none_or(|k| set.insert(k)))
+            .collect(),
+        Err(_) => vec![true; keys.len()],
+    };
+    for (record, is_new) in parsed.iter().zip(fresh) {
+        if !is_new {
+            part.report.records_duplicate += 1;
+            continue;
+        }
+        if !object.named {
+            if record_account(record).as_ref() != Some(account) {
+                part.report.records_other_account += 1;
+                continue;
+            }
+            if !window.contains(record.event_time) {
+                part.report.records_outside_window += 1;
+                continue;
+            }
+        }
+        fold_record(record, account, part);
+    }
+}
+
+fn fold_record(r: &Record<'_>, account: &AccountId, part: &mut Partial) {
+    let principal = match Principal::of(r, account.as_str()) {
+        Ok(p) => p,
+        Err(why) => {
+            *part
+                .report
+                .records_no_principal
+                .entry(why.reason().to_string())
+                .or_default() += 1;
+            return;
+        }
+    };
+    let outcome = Outcome::of(r.error_code.get());
+    let key = (
+        principal.key.clone(),
+        r.event_source.to_string(),
+        r.event_name.to_string(),
+        outcome,
+    );
+    let row = part.rows.entry(key).or_insert_with(|| Activity {
+        action: Action::new(&r.event_source, &r.event_name),
+        principal,
+        outcome,
+        count: 0,
+        first_time: r.event_time,
+        last_time: r.event_time,
+        regions: Samples::default(),
+        source_ips: Samples::default(),
+        user_agents: Samples::default(),
+        error_codes: Samples::default(),
+        event_ids: Samples::default(),
+        read_only: None,
+        logins_without_mfa: 0,
+    });
+    row.count += 1;
+    if r.console_login_without_mfa() {
+        row.logins_without_mfa += 1;
+    }
+    row.first_time = row.first_time.min(r.event_time);
+    row.last_time = row.last_time.max(r.event_time);
+    if let Some(v) = r.aws_region.get() {
+        row.regions.add(v);
+    }
+    if let Some(v) = r.source_ip.get() {
+        row.source_ips.add(v);
+    }
+    if let Some(v) = r.user_agent.get() {
+        row.user_agents.add(v);
+    }
+    if let Some(v) = r.error_code.get() {
+        row.error_codes.add(v);
+    }
+    if let Some(v) = r.event_id.get() {
+        row.event_ids.add(v);
+    }
+    if let Some(ro) = r.read_only.0 {
+        row.read_only = Some(row.read_only.unwrap_or(true) && ro);
+    }
+}
