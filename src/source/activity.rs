@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 use crate::cloudtrail::{AccountId, Action, Outcome, Principal, Timestamp};
 use crate::window::Window;
 
-/// A bounded set of example values: keeps the first `CAP` distinct ones (in sorted order) and
-/// counts how many more there were, so a busy principal cannot grow a row without limit.
+/// A bounded set of example values: keeps the `CAP` smallest distinct ones, so the same
+/// events give the same samples whatever order they were read in (and whichever source read
+/// them), and counts how many were left out, so a busy principal cannot grow a row without
+/// limit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Samples {
     pub values: BTreeSet<String>,
-    /// Distinct values not kept because the set was full.
+    /// Values left out because the set was full (a value left out twice counts twice).
     pub more: u64,
 }
 
@@ -26,8 +28,13 @@ impl Samples {
         }
         if self.values.len() < Self::CAP {
             self.values.insert(value.to_string());
-        } else {
-            self.more += 1;
+            return;
+        }
+        self.more += 1;
+        // Full: keep the value only if it sorts before the largest kept one.
+        if self.values.last().is_some_and(|last| value < last.as_str()) {
+            self.values.pop_last();
+            self.values.insert(value.to_string());
         }
     }
 
@@ -158,4 +165,26 @@ pub struct ActivityBatch {
     pub window: Window,
     pub rows: Vec<Activity>,
     pub report: ScanReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_keep_the_smallest_values_whatever_the_order() {
+        let values: Vec<String> = (0..40).map(|i| format!("10.0.0.{i:02}")).collect();
+        let mut forward = Samples::default();
+        let mut backward = Samples::default();
+        for v in &values {
+            forward.add(v);
+        }
+        for v in values.iter().rev() {
+            backward.add(v);
+        }
+        assert_eq!(forward.values, backward.values);
+        assert_eq!(forward.values.len(), Samples::CAP);
+        assert_eq!(forward.values.first().map(String::as_str), Some("10.0.0.00"));
+        assert_eq!(forward.more, 24);
+    }
 }
