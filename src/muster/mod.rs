@@ -264,6 +264,7 @@ pub async fn run(
             .cmp(&a.severity.score)
             .then(a.first_seen.cmp(&b.first_seen))
     });
+    summary.store = hunter.store.counters();
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(RunResult {
         summary,

@@ -38,6 +38,8 @@ pub struct RunSummary {
     /// New behaviours of principals younger than `min_principal_age`: learned, not alerted.
     pub young_suppressed: u64,
     pub report: ScanReport,
+    /// Calls and capacity the state store spent (zero for SQLite).
+    pub store: crate::baseline::StoreCounters,
     pub elapsed_seconds: f64,
 }
 
@@ -153,6 +155,15 @@ impl RunSummary {
             line(&mut out, &format!("delivered: {}", sinks.join(", ")));
         }
 
+        if self.store.calls > 0 {
+            line(
+                &mut out,
+                &format!(
+                    "state store: {} calls, {:.1} read units, {:.1} write units",
+                    self.store.calls, self.store.read_units, self.store.write_units
+                ),
+            );
+        }
         if !self.accounts_failed.is_empty() {
             let n = self.accounts_failed.len();
             line(&mut out, &format!("failed accounts: {n}"));
