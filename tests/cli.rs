@@ -13,7 +13,7 @@ fn trailhound() -> Command {
 #[test]
 fn every_command_has_help() {
     for cmd in [
-        "hunt", "learn", "deliver", "muster", "account", "baseline", "demo",
+        "hunt", "learn", "deliver", "muster", "account", "tables", "baseline", "demo",
     ] {
         let out = trailhound().args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success(), "{cmd} --help failed");

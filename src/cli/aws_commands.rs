@@ -10,6 +10,7 @@ use trailhound::cloudtrail::AccountId;
 use trailhound::config::{AccountSource, Config};
 use trailhound::detect::Mode;
 use trailhound::hunt::Period;
+use trailhound::source::athena::ensure_tables;
 
 use super::commands::{build_sinks, exit_code, run_with, Run};
 use super::parts;
@@ -55,4 +56,28 @@ pub async fn account(
     };
     let result = run_with(cli, config, &run, vec![account], period, Mode::Hunt, &sinks).await?;
     Ok(exit_code(&result, output))
+}
+
+/// `trailhound tables`: the Athena database and table, created or brought up to date.
+pub async fn tables(config: &Config) -> Result<ExitCode> {
+    let sdk = trailhound::aws::load().await;
+    let report = ensure_tables(
+        trailhound::aws::athena(&sdk),
+        &config.trail,
+        &config.athena,
+        None,
+    )
+    .await
+    .context("creating the Athena database and table of [athena]")?;
+    for statement in &report.statements {
+        println!("ran {statement}");
+    }
+    println!(
+        "{}.{} is ready ({} statements, {} bytes scanned)",
+        config.athena.database,
+        config.athena.table,
+        report.statements.len(),
+        report.counters.bytes_scanned
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -167,6 +167,8 @@ pub enum Command {
         #[arg(long, value_parser = parse_time, requires = "from")]
         until: Option<Timestamp>,
     },
+    /// Create or update the Athena database and CloudTrail table of `[athena]` (idempotent).
+    Tables,
     /// Show what the state file holds.
     Baseline,
     /// Generate a synthetic organisation with injected attacks, learn 14 days, hunt the last hour.

@@ -13,6 +13,7 @@ use trailhound::baseline::BaselineStore;
 use trailhound::cloudtrail::AccountId;
 use trailhound::config::{AccountSource, Config, SourceKind, StoreKind};
 use trailhound::muster::accounts::{roster, MusterAccount};
+use trailhound::source::athena::AthenaSource;
 use trailhound::source::s3::S3Source;
 use trailhound::source::scan::FolderSource;
 use trailhound::source::ActivitySource;
@@ -89,7 +90,11 @@ pub async fn source(
             (Arc::new(source), None)
         }
         SourceKind::Athena => {
-            bail!("source.kind = \"athena\" is not available yet; use \"folder\" or \"s3\"")
+            let sdk = trailhound::aws::load().await;
+            let source =
+                AthenaSource::new(trailhound::aws::athena(&sdk), &config.trail, &config.athena)
+                    .context("setting up the Athena source of [athena] and [trail]")?;
+            (Arc::new(source), None)
         }
     })
 }

@@ -262,6 +262,11 @@ mod tests {
             calls_failed: 11,
             young_suppressed: 13,
             report,
+            store: crate::baseline::StoreCounters {
+                calls: 29,
+                read_units: 1165.0,
+                write_units: 2.0,
+            },
             elapsed_seconds: 2.5,
         }
     }
@@ -300,6 +305,7 @@ mod tests {
             "12.3 MB read",
             "failed calls (throttled, invalid; not learned): 11",
             "(learned, not alerted): 13",
+            "state store: 29 calls, 1165.0 read units, 2.0 write units",
             "42 seen, 12 ignored",
             "ignored (AWS service): 9",
             "ignored (service-linked role): 2",

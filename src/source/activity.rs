@@ -184,7 +184,10 @@ mod tests {
         }
         assert_eq!(forward.values, backward.values);
         assert_eq!(forward.values.len(), Samples::CAP);
-        assert_eq!(forward.values.first().map(String::as_str), Some("10.0.0.00"));
+        assert_eq!(
+            forward.values.first().map(String::as_str),
+            Some("10.0.0.00")
+        );
         assert_eq!(forward.more, 24);
     }
 }
