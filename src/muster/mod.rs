@@ -265,6 +265,7 @@ pub async fn run(
             .then(a.first_seen.cmp(&b.first_seen))
     });
     summary.store = hunter.store.counters();
+    summary.athena = hunter.source.athena_counters();
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(RunResult {
         summary,

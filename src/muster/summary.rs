@@ -40,6 +40,8 @@ pub struct RunSummary {
     pub report: ScanReport,
     /// Calls and capacity the state store spent (zero for SQLite).
     pub store: crate::baseline::StoreCounters,
+    /// Queries and bytes scanned, with the Athena source.
+    pub athena: Option<crate::source::athena::AthenaCounters>,
     pub elapsed_seconds: f64,
 }
 
@@ -155,6 +157,20 @@ impl RunSummary {
             line(&mut out, &format!("delivered: {}", sinks.join(", ")));
         }
 
+        if let Some(a) = &self.athena {
+            line(
+                &mut out,
+                &format!(
+                    "athena: {} queries ({} activity, {} DDL, {} failed, {} retries), {:.1} MB scanned",
+                    a.queries_started,
+                    a.activity_queries,
+                    a.ddl_statements,
+                    a.queries_failed,
+                    a.retries,
+                    a.bytes_scanned as f64 / 1e6
+                ),
+            );
+        }
         if self.store.calls > 0 {
             line(
                 &mut out,
@@ -262,6 +278,7 @@ mod tests {
             calls_failed: 11,
             young_suppressed: 13,
             report,
+            athena: None,
             store: crate::baseline::StoreCounters {
                 calls: 29,
                 read_units: 1165.0,

@@ -44,6 +44,12 @@ pub trait ActivitySource: Send + Sync {
 
     /// The distinct activity of `account` in objects delivered within `window`. Problems with
     /// single objects or records are counted in the batch's report, not returned as errors.
+    /// What the Athena source has spent so far (queries, bytes scanned); `None` for sources
+    /// that run no queries.
+    fn athena_counters(&self) -> Option<athena::AthenaCounters> {
+        None
+    }
+
     async fn activity(
         &self,
         account: &AccountId,

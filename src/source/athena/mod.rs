@@ -168,6 +168,10 @@ impl AthenaSource {
 
 #[async_trait]
 impl ActivitySource for AthenaSource {
+    fn athena_counters(&self) -> Option<AthenaCounters> {
+        Some(self.counters())
+    }
+
     /// Athena does not know which accounts exist: the muster does. This returns an error so
     /// that a run configured to take its accounts from the source (`muster.accounts_from =
     /// "folder"`) stops with a clear message instead of hunting nothing.
