@@ -2,7 +2,7 @@
 //! one principal (a new principal's first activity, a burst of refused calls).
 
 use crate::alert::{finding_id, Finding, FindingKind, PrincipalRef, Severity};
-use crate::cloudtrail::{AccountId, Timestamp};
+use crate::cloudtrail::{AccountId, IdentityType, Principal, Timestamp};
 use crate::source::Activity;
 use crate::window::Window;
 
@@ -13,6 +13,14 @@ pub struct Origin<'a> {
     pub account: &'a AccountId,
     pub window: Window,
     pub now: Timestamp,
+}
+
+/// The principal as a title names it: `IAMUser alice`, `AssumedRole ci-deploy`, `the root user`.
+fn who(p: &Principal) -> String {
+    match p.kind {
+        IdentityType::Root => "the root user".to_string(),
+        kind => format!("{kind} {}", p.display_name()),
+    }
 }
 
 /// Fills the fields every finding shares from the (merged) rows behind it.
@@ -75,12 +83,7 @@ pub fn row_finding(
         FindingKind::NewFailedAction => "tried (and failed)",
         _ => "called",
     };
-    let title = format!(
-        "{} {} {verb} {} for the first time",
-        p.kind,
-        p.display_name(),
-        row.action
-    );
+    let title = format!("{} {verb} {} for the first time", who(p), row.action);
     finding(origin, id, kind, title, row, row, grader.grade(facts))
 }
 
@@ -127,12 +130,11 @@ pub fn group_finding(
     );
     let title = match kind {
         FindingKind::DeniedBurst => format!(
-            "{} {} was refused {} actions it never tried before: {list}",
-            p.kind,
-            p.display_name(),
+            "{} was refused {} actions it never tried before: {list}",
+            who(p),
             actions.len()
         ),
-        _ => format!("new {} {} appeared: {list}", p.kind, p.display_name()),
+        _ => format!("new {} appeared: {list}", who(p)),
     };
     let id = finding_id(&[
         kind.name(),
