@@ -41,6 +41,14 @@ fn hunter(
     }
 }
 
+/// One scheduled hunt of the test account, delivering to `sinks`.
+async fn hunt_scheduled(h: &Hunter, sinks: &[Box<dyn Sink>]) -> muster::RunResult {
+    let accounts = vec![AccountId::parse(ACCOUNT).unwrap()];
+    muster::run(h, accounts, Period::Scheduled, Mode::Hunt, 1, sinks)
+        .await
+        .unwrap()
+}
+
 fn read_jsonl(path: &std::path::Path) -> Vec<Finding> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -190,16 +198,7 @@ async fn a_hunt_stopped_before_commit_loses_nothing_and_repeats_nothing() {
     let clean_store = Arc::new(SqliteStore::open(&dir.path().join("clean.db")).unwrap());
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::file(&clean_out).unwrap())];
     let h = hunter(&clean_store, &logs, "2024-03-02T01:00:00Z", &sinks);
-    muster::run(
-        &h,
-        vec![AccountId::parse(ACCOUNT).unwrap()],
-        Period::Scheduled,
-        Mode::Hunt,
-        1,
-        &sinks,
-    )
-    .await
-    .unwrap();
+    hunt_scheduled(&h, &sinks).await;
     let clean: HashSet<String> = read_jsonl(&clean_out).into_iter().map(|f| f.id).collect();
     assert_eq!(clean.len(), 3);
 
@@ -214,16 +213,7 @@ async fn a_hunt_stopped_before_commit_loses_nothing_and_repeats_nothing() {
     // The re-run happens later: its window would reach further, but the unfinished window is
     // redone with its original end first.
     let h = hunter(&store, &logs, "2024-03-02T03:00:00Z", &sinks);
-    muster::run(
-        &h,
-        vec![AccountId::parse(ACCOUNT).unwrap()],
-        Period::Scheduled,
-        Mode::Hunt,
-        1,
-        &sinks,
-    )
-    .await
-    .unwrap();
+    hunt_scheduled(&h, &sinks).await;
     let delivered = read_jsonl(&out);
     let ids: Vec<&str> = delivered.iter().map(|f| f.id.as_str()).collect();
     let unique: HashSet<String> = ids.iter().map(|s| s.to_string()).collect();
@@ -260,16 +250,7 @@ async fn a_hunt_stopped_after_commit_delivers_its_findings_on_the_next_run() {
     assert!(read_jsonl(&out).is_empty());
     // The next run finds nothing new but delivers what was pending.
     let h = hunter(&store, &logs, "2024-03-02T02:00:00Z", &sinks);
-    let result = muster::run(
-        &h,
-        vec![AccountId::parse(ACCOUNT).unwrap()],
-        Period::Scheduled,
-        Mode::Hunt,
-        1,
-        &sinks,
-    )
-    .await
-    .unwrap();
+    let result = hunt_scheduled(&h, &sinks).await;
     assert_eq!(result.summary.findings_new, 0);
     assert_eq!(read_jsonl(&out).len(), 3);
 }

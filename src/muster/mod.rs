@@ -20,7 +20,6 @@ use crate::baseline::{BaselineStore, StoreError};
 use crate::cloudtrail::{AccountId, IdentityType};
 use crate::detect::Mode;
 use crate::hunt::{AccountReport, Hunter, Period};
-use crate::window::Window;
 
 /// How many findings are handed to a sink at once.
 const DELIVERY_BATCH: usize = 5_000;
@@ -42,11 +41,8 @@ impl RunResult {
 
 /// The finding that stands for an account that could not be hunted, so the SOC sees the gap.
 fn hunt_failed_finding(account: &AccountId, error: &str, hunter: &Hunter) -> Finding {
+    // No window was hunted; the failure is stamped with the run's time.
     let now = hunter.now;
-    let window = Window {
-        start: now,
-        end: now,
-    };
     Finding {
         id: finding_id(&[
             FindingKind::HuntFailed.name(),
@@ -81,8 +77,8 @@ fn hunt_failed_finding(account: &AccountId, error: &str, hunter: &Hunter) -> Fin
         regions: vec![],
         error_codes: vec![],
         event_ids: vec![],
-        window_start: window.start,
-        window_end: window.end,
+        window_start: now,
+        window_end: now,
         detected_at: now,
     }
 }
