@@ -28,3 +28,7 @@ pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 pub fn organizations(config: &SdkConfig) -> aws_sdk_organizations::Client {
     aws_sdk_organizations::Client::new(config)
 }
+
+pub fn secretsmanager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(config)
+}

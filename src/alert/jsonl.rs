@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{io_failure, Finding, Sink, SinkError};
+use super::{io_failure, Finding, Sink, SinkError, Stopped};
 
 /// Writes findings as JSON lines.
 pub struct JsonlSink {
@@ -67,7 +67,7 @@ impl Sink for JsonlSink {
         }
     }
 
-    async fn deliver(&self, findings: &[Finding]) -> Result<(), SinkError> {
+    async fn deliver(&self, findings: &[Finding]) -> Result<(), Stopped> {
         let bytes = encode(findings).map_err(|e| SinkError::Write {
             target: self.name(),
             reason: format!("a finding cannot be encoded as JSON: {e}"),
@@ -81,7 +81,7 @@ impl Sink for JsonlSink {
                 let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
                 out.write_all(&bytes)
                     .and_then(|()| out.flush())
-                    .map_err(|e| io_failure("stdout", "writing findings", &e))
+                    .map_err(|e| io_failure("stdout", "writing findings", &e).into())
             }
             Target::File(path) => {
                 let path = path.clone();
@@ -93,7 +93,7 @@ impl Sink for JsonlSink {
                         target: target.clone(),
                         reason: format!("the writing task stopped: {e}"),
                     })?;
-                done.map_err(|(step, e)| io_failure(&target, &step, &e))
+                done.map_err(|(step, e)| io_failure(&target, &step, &e).into())
             }
         }
     }

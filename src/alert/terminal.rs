@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{io_failure, Finding, Level, PrincipalRef, Sink, SinkError};
+use super::{io_failure, Finding, Level, PrincipalRef, Sink, Stopped};
 use crate::cloudtrail::IdentityType;
 
 /// How the table is laid out.
@@ -75,13 +75,13 @@ impl Sink for TerminalSink {
         "stdout".to_string()
     }
 
-    async fn deliver(&self, findings: &[Finding]) -> Result<(), SinkError> {
+    async fn deliver(&self, findings: &[Finding]) -> Result<(), Stopped> {
         let table = render_table(findings, &self.options);
         // A panic elsewhere while holding the lock leaves the writer itself intact.
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         out.write_all(table.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| io_failure("stdout", "writing the findings table", &e))
+            .map_err(|e| io_failure("stdout", "writing the findings table", &e).into())
     }
 }
 

@@ -12,7 +12,7 @@ use trailhound::detect::Mode;
 use trailhound::hunt::Period;
 use trailhound::source::athena::ensure_tables;
 
-use super::commands::{build_sinks, exit_code, run_with, Run};
+use super::commands::{exit_code, run_with, Run};
 use super::parts;
 use super::{Cli, LogsArgs, OutputArgs};
 
@@ -47,7 +47,7 @@ pub async fn account(
     let account = AccountId::parse(id).context("--id")?;
     let store = parts::store(&cli.state, config).await?;
     let (source, progress) = parts::source(cli.quiet, config, logs).await?;
-    let sinks = build_sinks(output)?;
+    let sinks = super::parts::sinks(output, config).await?;
     let run = Run {
         store,
         source,

@@ -1,13 +1,12 @@
 //! What each command does, wired from the library's parts.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use trailhound::alert::{Finding, JsonlSink, Sink, TerminalSink};
+use trailhound::alert::{Finding, Sink};
 use trailhound::baseline::BaselineStore;
 use trailhound::cloudtrail::{AccountId, Span, Timestamp};
 use trailhound::config::Config;
@@ -70,7 +69,7 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Deliver { output } => {
             let store = parts::store(&cli.state, &config).await?;
-            let sinks = build_sinks(output)?;
+            let sinks = parts::sinks(output, &config).await?;
             let (delivered, failures) = muster::deliver(store.as_ref(), &sinks).await;
             if !cli.quiet {
                 for (sink, n) in &delivered {
@@ -153,23 +152,6 @@ fn window(from: Timestamp, until: Timestamp) -> Result<Window> {
         .with_context(|| format!("--from {from} must be before --until {until}"))
 }
 
-pub fn build_sinks(output: &OutputArgs) -> Result<Vec<Box<dyn Sink>>> {
-    let stdout_is_terminal = std::io::stdout().is_terminal();
-    let format = output.format.unwrap_or(if stdout_is_terminal {
-        Format::Table
-    } else {
-        Format::Jsonl
-    });
-    let mut sinks: Vec<Box<dyn Sink>> = vec![match format {
-        Format::Table => Box::new(TerminalSink::stdout(stdout_is_terminal)),
-        Format::Jsonl => Box::new(JsonlSink::stdout()),
-    }];
-    if let Some(path) = &output.out {
-        sinks.push(Box::new(JsonlSink::file(path)?));
-    }
-    Ok(sinks)
-}
-
 /// A run over the configured accounts, source and store.
 pub async fn run(
     cli: &Cli,
@@ -186,7 +168,7 @@ pub async fn run(
     let sinks = if mode == Mode::Learn {
         Vec::new()
     } else {
-        build_sinks(output)?
+        parts::sinks(output, config).await?
     };
     let concurrency = logs.concurrency.unwrap_or(config.muster.concurrency);
     let run = Run {

@@ -16,7 +16,7 @@ use trailhound::hunt::Period;
 use trailhound::source::ActivitySource;
 use trailhound::window::Window;
 
-use super::commands::{build_sinks, exit_code, run_with, Run};
+use super::commands::{exit_code, run_with, Run};
 use super::parts;
 use super::{Cli, OutputArgs};
 
@@ -127,7 +127,7 @@ async fn run_in(
     if !cli.quiet {
         eprintln!("\nhunting {hunt} ...");
     }
-    let sinks = build_sinks(output)?;
+    let sinks = super::parts::sinks(output, config).await?;
     let period = Period::Fixed(hunt);
     let result = run_with(cli, config, &run, accounts, period, Mode::Hunt, &sinks).await?;
 

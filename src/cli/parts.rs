@@ -1,5 +1,6 @@
 //! The parts a run is made of, as the config file and the flags choose them: the state store
-//! (`[store]`), the activity source (`[source]`), and the accounts (`[muster]`).
+//! (`[store]`), the activity source (`[source]`), the accounts (`[muster]`) and where findings
+//! go (`[sinks]` and the output flags).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -18,7 +19,11 @@ use trailhound::source::s3::S3Source;
 use trailhound::source::scan::FolderSource;
 use trailhound::source::ActivitySource;
 
-use super::LogsArgs;
+use trailhound::alert::hec::token::{fetch_secret, HecToken};
+use trailhound::alert::{HecSink, JsonlSink, Sink, TerminalSink};
+use trailhound::config::{HecConfig, TokenSource};
+
+use super::{Format, LogsArgs, OutputArgs};
 
 pub fn open_sqlite(path: &Path) -> Result<SqliteStore> {
     SqliteStore::open(path).with_context(|| format!("opening the state file {}", path.display()))
@@ -136,4 +141,49 @@ pub async fn accounts(
         accounts.retain(|a| wanted.contains(&a.id));
     }
     Ok(accounts)
+}
+
+/// Every sink of the run: standard output as `--format` says, the `--out` file, then the
+/// files and collectors of `[sinks]`. A collector whose token cannot be loaded stops the run
+/// before anything is hunted: its findings would only pile up.
+pub async fn sinks(output: &OutputArgs, config: &Config) -> Result<Vec<Box<dyn Sink>>> {
+    let stdout_is_terminal = std::io::stdout().is_terminal();
+    let format = output.format.unwrap_or(if stdout_is_terminal {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let mut sinks: Vec<Box<dyn Sink>> = vec![match format {
+        Format::Table => Box::new(TerminalSink::stdout(stdout_is_terminal)),
+        Format::Jsonl => Box::new(JsonlSink::stdout()),
+    }];
+    let files = output.out.iter().chain(&config.sinks.jsonl);
+    for path in files {
+        let sink = JsonlSink::file(path)?;
+        // `--out` naming a file `[sinks]` also lists is one sink, not two.
+        if !sinks.iter().any(|s| s.name() == sink.name()) {
+            sinks.push(Box::new(sink));
+        }
+    }
+    for hec in &config.sinks.hec {
+        let token = hec_token(hec)
+            .await
+            .with_context(|| format!("loading the token of [[sinks.hec]] {}", hec.name))?;
+        sinks.push(Box::new(HecSink::new(hec, token)?));
+    }
+    Ok(sinks)
+}
+
+async fn hec_token(hec: &HecConfig) -> Result<HecToken> {
+    let source = hec
+        .token_source()
+        .context("set exactly one of token_env, token_file and token_secret")?;
+    if let Some(local) = HecToken::load_local(&source) {
+        return Ok(local?);
+    }
+    let TokenSource::Secret { id, key } = source else {
+        bail!("the token source is neither local nor a secret");
+    };
+    let sdk = trailhound::aws::load().await;
+    Ok(fetch_secret(&trailhound::aws::secretsmanager(&sdk), &id, key.as_deref()).await?)
 }

@@ -11,11 +11,13 @@ use serde::Deserialize;
 use crate::cloudtrail::{Action, IdentityType, Span};
 
 pub mod aws;
+pub mod sinks;
 
 pub use aws::{
     AccountSource, AthenaConfig, MusterConfig, PartitionMode, SourceConfig, SourceKind,
     StoreConfig, StoreKind, TrailConfig,
 };
+pub use sinks::{HecConfig, SinksConfig, TokenSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -313,6 +315,7 @@ pub struct Config {
     pub trail: TrailConfig,
     pub athena: AthenaConfig,
     pub store: StoreConfig,
+    pub sinks: SinksConfig,
 }
 
 impl Config {
@@ -351,6 +354,7 @@ impl Config {
             &self.athena,
             &self.store,
         );
+        out.extend(sinks::problems(&self.sinks));
         let s = &self.severity;
         for key in s.identity.keys() {
             if IdentityType::parse(key).is_none() {

@@ -177,7 +177,7 @@ pub async fn deliver(
                 // A sink that got nothing this run still says so (the table prints "no findings").
                 if total == 0 {
                     if let Err(e) = sink.deliver(&[]).await {
-                        failures.push((name.clone(), e.to_string()));
+                        failures.push((name.clone(), e.error.to_string()));
                     }
                 }
                 break;
@@ -188,20 +188,58 @@ pub async fn deliver(
                     .cmp(&a.severity.score)
                     .then(a.first_seen.cmp(&b.first_seen))
             });
-            if let Err(e) = sink.deliver(&batch).await {
-                failures.push((name.clone(), e.to_string()));
-                break;
-            }
-            let ids: Vec<String> = batch.iter().map(|f| f.id.clone()).collect();
+            let (taken, stopped) = match sink.deliver(&batch).await {
+                Ok(()) => (batch.len(), None),
+                Err(s) => (s.accepted.min(batch.len()), Some(s.error.to_string())),
+            };
+            // What the sink took is marked even when it stopped part way, so the next try
+            // resends only the rest.
+            let ids: Vec<String> = batch[..taken].iter().map(|f| f.id.clone()).collect();
             if let Err(e) = store.mark_delivered(&name, &ids).await {
                 failures.push((name.clone(), e.to_string()));
                 break;
             }
             total += ids.len() as u64;
+            if let Some(reason) = stopped {
+                failures.push((name.clone(), reason));
+                break;
+            }
         }
         delivered.insert(name, total);
     }
     (delivered, failures)
+}
+
+/// Sends the run's health event to every sink that takes one. A failure is reported like a
+/// failed delivery; the findings themselves are not affected.
+async fn report_run(
+    summary: &RunSummary,
+    hunter: &Hunter,
+    mode: Mode,
+    sinks: &[Box<dyn Sink>],
+    failures: &mut Vec<(String, String)>,
+) {
+    let mut event = match serde_json::to_value(summary) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return,
+    };
+    event.insert("event_type".into(), "run-summary".into());
+    event.insert("run_at".into(), hunter.now.to_string().into());
+    event.insert(
+        "mode".into(),
+        match mode {
+            Mode::Hunt => "hunt",
+            Mode::Learn => "learn",
+        }
+        .into(),
+    );
+    event.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    let event = serde_json::Value::Object(event);
+    for sink in sinks {
+        if let Err(e) = sink.report_run(&event).await {
+            failures.push((sink.name(), format!("the run summary was not sent: {e}")));
+        }
+    }
 }
 
 /// A whole run: hunt or learn the accounts, record failures as findings, deliver, summarise.
@@ -263,6 +301,8 @@ pub async fn run(
     summary.store = hunter.store.counters();
     summary.athena = hunter.source.athena_counters();
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    let mut sink_failures = sink_failures;
+    report_run(&summary, hunter, mode, sinks, &mut sink_failures).await;
     Ok(RunResult {
         summary,
         findings,
