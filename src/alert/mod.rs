@@ -51,6 +51,12 @@ pub trait Sink: Send + Sync {
     /// error says.
     async fn deliver(&self, findings: &[Finding]) -> Result<(), Stopped>;
 
+    /// How many findings to hand over at once; the outbox records each piece as delivered
+    /// before it hands over the next. Local sinks take a whole batch (the table sorts it).
+    fn piece_size(&self) -> usize {
+        usize::MAX
+    }
+
     /// Takes the run's health event (accounts hunted and failed, findings by level, the
     /// counters). Sinks that carry only findings ignore it.
     async fn report_run(&self, _summary: &serde_json::Value) -> Result<(), SinkError> {

@@ -188,18 +188,8 @@ pub async fn deliver(
                     .cmp(&a.severity.score)
                     .then(a.first_seen.cmp(&b.first_seen))
             });
-            let (taken, stopped) = match sink.deliver(&batch).await {
-                Ok(()) => (batch.len(), None),
-                Err(s) => (s.accepted.min(batch.len()), Some(s.error.to_string())),
-            };
-            // What the sink took is marked even when it stopped part way, so the next try
-            // resends only the rest.
-            let ids: Vec<String> = batch[..taken].iter().map(|f| f.id.clone()).collect();
-            if let Err(e) = store.mark_delivered(&name, &ids).await {
-                failures.push((name.clone(), e.to_string()));
-                break;
-            }
-            total += ids.len() as u64;
+            let (sent, stopped) = deliver_batch(store, sink.as_ref(), &name, &batch).await;
+            total += sent;
             if let Some(reason) = stopped {
                 failures.push((name.clone(), reason));
                 break;
@@ -208,6 +198,35 @@ pub async fn deliver(
         delivered.insert(name, total);
     }
     (delivered, failures)
+}
+
+/// Hands `batch` to `sink` in the pieces it asks for, marking each piece's taken findings
+/// delivered before the next goes: a run stopped mid-delivery then resends little. Returns how
+/// many were marked, and why it stopped early.
+async fn deliver_batch(
+    store: &dyn BaselineStore,
+    sink: &dyn Sink,
+    name: &str,
+    batch: &[Finding],
+) -> (u64, Option<String>) {
+    let mut marked = 0;
+    for piece in batch.chunks(sink.piece_size().max(1)) {
+        let (taken, stopped) = match sink.deliver(piece).await {
+            Ok(()) => (piece.len(), None),
+            Err(s) => (s.accepted.min(piece.len()), Some(s.error.to_string())),
+        };
+        // What the sink took is marked even when it stopped part way, so the next try
+        // resends only the rest.
+        let ids: Vec<String> = piece[..taken].iter().map(|f| f.id.clone()).collect();
+        if let Err(e) = store.mark_delivered(name, &ids).await {
+            return (marked, Some(e.to_string()));
+        }
+        marked += ids.len() as u64;
+        if stopped.is_some() {
+            return (marked, stopped);
+        }
+    }
+    (marked, None)
 }
 
 /// Sends the run's health event to every sink that takes one. A failure is reported like a

@@ -312,6 +312,16 @@ impl Sink for HecSink {
         self.name.clone()
     }
 
+    /// One request's worth; with acknowledgement, ten requests per wait for the acks, so
+    /// the wait overlaps indexing instead of following each request.
+    fn piece_size(&self) -> usize {
+        if self.acks.is_some() {
+            self.max_events * 10
+        } else {
+            self.max_events
+        }
+    }
+
     async fn deliver(&self, findings: &[Finding]) -> Result<(), Stopped> {
         let events = findings
             .iter()
@@ -320,7 +330,7 @@ impl Sink for HecSink {
             .map_err(|e| self.error(format!("a finding cannot be encoded: {e}")))?;
         let (accepted, stopped) = self.send_all(&events).await;
         let stats = self.stats();
-        tracing::info!(
+        tracing::debug!(
             sink = %self.name,
             findings = findings.len(),
             accepted,
