@@ -132,7 +132,8 @@ pub enum Command {
         #[arg(long, value_parser = parse_time, requires = "from")]
         until: Option<Timestamp>,
     },
-    /// Deliver findings still pending from earlier runs.
+    /// Deliver findings still pending from earlier runs to every sink (the output flags and
+    /// `[sinks]`: JSON lines files, Splunk HEC).
     Deliver {
         #[command(flatten)]
         output: OutputArgs,
