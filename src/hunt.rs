@@ -14,6 +14,8 @@ use crate::alert::Finding;
 use crate::baseline::{BaselineStore, Commit, StoreError};
 use crate::cloudtrail::{AccountId, Timestamp};
 use crate::config::Config;
+use crate::detect::rule_findings::{detect_rules, RuleDetection, RuleStats, RuleWindow};
+use crate::detect::rules::RuleSet;
 use crate::detect::{DetectStats, Detector, Mode};
 use crate::source::{ActivityBatch, ActivitySource, ScanReport, SourceError};
 use crate::window::{Plan, Window};
@@ -44,6 +46,8 @@ pub struct Hunter {
     /// Outbox names of the sinks findings are staged for.
     pub sinks: Vec<String>,
     pub now: Timestamp,
+    /// The rules run over each window's events, besides first-seen detection.
+    pub rules: Arc<RuleSet>,
 }
 
 /// What hunting one account did.
@@ -55,6 +59,7 @@ pub struct AccountReport {
     pub findings_new: u64,
     pub scan: ScanReport,
     pub detect: DetectStats,
+    pub rules: RuleStats,
 }
 
 impl Hunter {
@@ -131,6 +136,31 @@ impl Hunter {
         Ok(self.store.commit(account, &commit).await?)
     }
 
+    /// The rules' findings and history writes for one window. A source that could not keep
+    /// records for them is counted, never passed over in silence.
+    async fn run_rules(
+        &self,
+        account: &AccountId,
+        batch: &ActivityBatch,
+        mode: Mode,
+    ) -> Result<RuleDetection, HuntError> {
+        if self.rules.enabled().next().is_none() {
+            return Ok(RuleDetection::default());
+        }
+        let Some(records) = &batch.rule_records else {
+            let mut none = RuleDetection::default();
+            none.stats.windows_without_rules = 1;
+            return Ok(none);
+        };
+        let at = RuleWindow {
+            account,
+            window: &batch.window,
+            now: self.now,
+            levels: &self.config.severity.levels,
+        };
+        Ok(detect_rules(&self.rules, records, self.store.as_ref(), &at, mode).await?)
+    }
+
     async fn run_window(
         &self,
         detector: &Detector<'_>,
@@ -149,9 +179,13 @@ impl Hunter {
             records = batch.report.records,
             "activity read"
         );
-        let detection = detector
+        let mut detection = detector
             .detect(self.store.as_ref(), &batch, mode, self.now)
             .await?;
+        let rules = self.run_rules(account, &batch, mode).await?;
+        detection.findings.extend(rules.findings);
+        detection.commit.pairs.extend(rules.pairs);
+        report.rules.merge(&rules.stats);
         let staged = self.store.stage(&detection.findings, &self.sinks).await?;
         self.store.commit(account, &detection.commit).await?;
         tracing::debug!(

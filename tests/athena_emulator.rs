@@ -205,6 +205,7 @@ async fn hunt_through_athena_on_the_emulator_finds_what_the_scan_finds() {
         source: source.clone(),
         sinks: vec![],
         now: manifest.hunt.1.saturating_add(c.hunt.settle),
+        rules: Default::default(),
     };
     let ddl = table_ddl(&trail, &athena);
     let history = Window::new(manifest.history.0, manifest.history.1).unwrap();

@@ -224,6 +224,7 @@ async fn a_failed_query_fails_its_account_with_athenas_reason() {
         source: rig.source.clone(),
         sinks: vec![],
         now: t("2024-03-02T01:00:00Z"),
+        rules: Default::default(),
     };
     let result = muster::run(
         &hunter,

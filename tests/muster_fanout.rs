@@ -77,6 +77,7 @@ async fn a_panicking_account_is_reported_under_its_id_and_the_others_are_hunted(
         source: Arc::new(source),
         sinks: vec![],
         now: t("2024-03-01T12:00:00Z"),
+        rules: Default::default(),
     };
     let window = Window::new(t("2024-03-01T10:00:00Z"), t("2024-03-01T11:00:00Z")).unwrap();
     // Concurrency 1: the panicking account runs between the two others.

@@ -261,6 +261,7 @@ async fn learn_and_hunt(source: Arc<dyn ActivitySource>, manifest: &DemoManifest
         source,
         sinks: vec![],
         now: manifest.hunt.1,
+        rules: Default::default(),
     };
     let history = Window::new(manifest.history.0, manifest.history.1).unwrap();
     let hunt = Window::new(manifest.hunt.0, manifest.hunt.1).unwrap();
@@ -496,6 +497,7 @@ async fn a_bucket_that_cannot_be_listed_fails_only_its_account() {
         source,
         sinks: vec![],
         now: m.hunt.1,
+        rules: Default::default(),
     };
     let hunt = Window::new(m.hunt.0, m.hunt.1).unwrap();
     let result = muster::run(

@@ -38,6 +38,7 @@ fn hunter(
         source: Arc::new(FolderSource::open(logs).unwrap()),
         sinks: sinks.iter().map(|s| s.name()).collect(),
         now: t(now),
+        rules: Default::default(),
     }
 }
 

@@ -26,6 +26,8 @@ pub enum FindingKind {
     NewPrincipal,
     /// An account could not be hunted.
     HuntFailed,
+    /// A rule fired (the rule's id is in `rule`).
+    Rule,
 }
 
 impl FindingKind {
@@ -37,6 +39,7 @@ impl FindingKind {
             FindingKind::DeniedBurst => "denied-burst",
             FindingKind::NewPrincipal => "new-principal",
             FindingKind::HuntFailed => "hunt-failed",
+            FindingKind::Rule => "rule",
         }
     }
 }
@@ -101,6 +104,9 @@ pub struct Finding {
     pub kind: FindingKind,
     /// One line for a person.
     pub title: String,
+    /// The rule that fired, for kind `rule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     pub account: AccountId,
     pub principal: PrincipalRef,
     /// `service:Name`, absent for findings about a principal or an account.

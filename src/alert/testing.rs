@@ -15,6 +15,7 @@ pub(crate) fn finding(score: u8, level: Level, first_seen: &str) -> Finding {
         id: super::finding_id(&["test", action, first_seen, &score.to_string()]),
         kind: FindingKind::NewAction,
         title: format!("role ci-deploy called {action} for the first time"),
+        rule: None,
         account: AccountId::parse("111122223333").expect("a valid account id"),
         principal: PrincipalRef {
             arn: Some("arn:aws:iam::111122223333:role/deploy/ci-deploy".to_string()),

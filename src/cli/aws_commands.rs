@@ -20,7 +20,9 @@ use super::{Cli, LogsArgs, OutputArgs};
 pub async fn muster(config: &Config, logs: &LogsArgs, ids: bool) -> Result<ExitCode> {
     // Listing the accounts of a folder reads no object: no progress bar.
     let source = if config.muster.accounts_from == AccountSource::Folder {
-        Some(parts::source(true, config, logs).await?.0)
+        // Listing accounts runs no rule.
+        let no_rules = trailhound::detect::rules::RuleSet::default();
+        Some(parts::source(true, config, logs, &no_rules).await?.0)
     } else {
         None
     };
@@ -46,13 +48,15 @@ pub async fn account(
 ) -> Result<ExitCode> {
     let account = AccountId::parse(id).context("--id")?;
     let store = parts::store(&cli.state, config).await?;
-    let (source, progress) = parts::source(cli.quiet, config, logs).await?;
+    let rules = parts::rules(config)?;
+    let (source, progress) = parts::source(cli.quiet, config, logs, &rules).await?;
     let sinks = super::parts::sinks(output, config).await?;
     let run = Run {
         store,
         source,
         progress,
         concurrency: 1,
+        rules,
     };
     let result = run_with(cli, config, &run, vec![account], period, Mode::Hunt, &sinks).await?;
     Ok(exit_code(&result, output))

@@ -10,6 +10,7 @@ use trailhound::alert::{Finding, Sink};
 use trailhound::baseline::BaselineStore;
 use trailhound::cloudtrail::{AccountId, Span, Timestamp};
 use trailhound::config::Config;
+use trailhound::detect::rules::RuleSet;
 use trailhound::detect::Mode;
 use trailhound::hunt::{Hunter, Period};
 use trailhound::muster::{self, RunResult};
@@ -100,6 +101,7 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
             super::aws_commands::account(cli, &config, id, logs, output, period).await
         }
         Command::Tables => super::aws_commands::tables(&config).await,
+        Command::Rules { action } => super::rules::run(&config, action).await,
         Command::Baseline => {
             if config.store.kind != trailhound::config::StoreKind::Sqlite {
                 bail!("`baseline` shows the SQLite state file; with [store] kind = \"dynamodb\" look at the table in the AWS console");
@@ -162,7 +164,8 @@ pub async fn run(
     output: &OutputArgs,
 ) -> Result<RunResult> {
     let store = parts::store(&cli.state, config).await?;
-    let (source, progress) = parts::source(cli.quiet, config, logs).await?;
+    let rules = parts::rules(config)?;
+    let (source, progress) = parts::source(cli.quiet, config, logs, &rules).await?;
     let accounts = parts::accounts(config, logs, Some(source.clone())).await?;
     let accounts: Vec<AccountId> = accounts.into_iter().map(|a| a.id).collect();
     let sinks = if mode == Mode::Learn {
@@ -176,6 +179,7 @@ pub async fn run(
         source,
         progress,
         concurrency,
+        rules,
     };
     run_with(cli, config, &run, accounts, period, mode, &sinks).await
 }
@@ -186,6 +190,7 @@ pub struct Run {
     pub source: Arc<dyn ActivitySource>,
     pub progress: Option<indicatif::ProgressBar>,
     pub concurrency: usize,
+    pub rules: Arc<RuleSet>,
 }
 
 pub async fn run_with(
@@ -203,6 +208,7 @@ pub async fn run_with(
         source: run.source.clone(),
         sinks: sinks.iter().map(|s| s.name()).collect(),
         now: Timestamp::now(),
+        rules: run.rules.clone(),
     };
     let result = muster::run(&hunter, accounts, period, mode, run.concurrency, sinks).await?;
     if let Some(bar) = &run.progress {

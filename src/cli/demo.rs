@@ -19,6 +19,7 @@ use trailhound::window::Window;
 use super::commands::{exit_code, run_with, Run};
 use super::parts;
 use super::{Cli, OutputArgs};
+use trailhound::detect::rules::RuleEngine;
 
 /// Whether a finding is about one of the injected attacks.
 fn injected(manifest: &DemoManifest, f: &Finding) -> Option<&'static str> {
@@ -107,12 +108,15 @@ async fn run_in(
     let store = Arc::new(parts::open_sqlite(&dir.join("trailhound.db"))?);
     // The state file sits beside AWSLogs/; read only the logs.
     let (source, progress) = parts::open_folder(&manifest.logs_root.join("AWSLogs"), cli.quiet)?;
+    let rules = parts::rules(config)?;
+    let source = source.with_rules(Arc::new(RuleEngine::new(&rules)));
     let accounts = source.accounts().await?;
     let run = Run {
         store,
         source: Arc::new(source),
         progress,
         concurrency: 2,
+        rules,
     };
     let history =
         Window::new(manifest.history.0, manifest.history.1).context("empty demo history")?;

@@ -7,6 +7,7 @@ mod aws_commands;
 mod commands;
 mod demo;
 mod parts;
+mod rules;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -46,6 +47,36 @@ pub struct Cli {
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Every rule `[rules]` loads (the shipped pack and your folders): id, kind, severity,
+    /// whether it runs, and its title.
+    List,
+    /// Check rule files or folders without running anything; every problem is listed.
+    Check {
+        /// `.toml` files or folders of them.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Convert Elasticsearch-era rules (items with RuleId, Query, AlertPeriodMinutes, ...) into
+    /// a trailhound rule file, naming what cannot be converted and why.
+    Import {
+        /// A JSON file of items: an array, JSON lines, or `aws dynamodb scan` output.
+        #[arg(
+            value_name = "FILE",
+            required_unless_present = "table",
+            conflicts_with = "table"
+        )]
+        file: Option<PathBuf>,
+        /// Read the items straight from this DynamoDB table instead.
+        #[arg(long, value_name = "NAME")]
+        table: Option<String>,
+        /// Where to write the rule file (a folder to list in `[rules] folders`).
+        #[arg(long, value_name = "FILE", default_value = "rules.d/imported.toml")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
@@ -170,6 +201,11 @@ pub enum Command {
     },
     /// Create or update the Athena database and CloudTrail table of `[athena]` (idempotent).
     Tables,
+    /// The detection rules: list them, check rule files, import Elasticsearch-era rules.
+    Rules {
+        #[command(subcommand)]
+        action: RulesCommand,
+    },
     /// Show what the state file holds.
     Baseline,
     /// Generate a synthetic organisation with injected attacks, learn 14 days, hunt the last hour.

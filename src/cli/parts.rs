@@ -22,6 +22,7 @@ use trailhound::source::ActivitySource;
 use trailhound::alert::hec::token::{fetch_secret, HecToken};
 use trailhound::alert::{HecSink, JsonlSink, Sink, TerminalSink};
 use trailhound::config::{HecConfig, TokenSource};
+use trailhound::detect::rules::{RuleEngine, RuleSet};
 
 use super::{Format, LogsArgs, OutputArgs};
 
@@ -77,24 +78,44 @@ pub fn open_folder(
     })
 }
 
-/// The activity source `[source] kind` names, and its progress bar if it has one.
+/// The rules of `[rules]`: the shipped pack and your folders, minus what `disable` names.
+pub fn rules(config: &Config) -> Result<Arc<RuleSet>> {
+    let r = &config.rules;
+    let mut set = RuleSet::load(r.shipped, &r.folders).context("loading the rules of [rules]")?;
+    let unknown = set.disable(&r.disable);
+    if !unknown.is_empty() {
+        bail!(
+            "rules.disable names rules that do not exist: {} (see `trailhound rules list`)",
+            unknown.join(", ")
+        );
+    }
+    Ok(Arc::new(set))
+}
+
+/// The activity source `[source] kind` names, and its progress bar if it has one. Sources
+/// that read the records themselves keep those `rules` want.
 pub async fn source(
     quiet: bool,
     config: &Config,
     logs: &LogsArgs,
+    rules: &RuleSet,
 ) -> Result<(Arc<dyn ActivitySource>, Option<indicatif::ProgressBar>)> {
+    let engine = Arc::new(RuleEngine::new(rules));
     Ok(match config.source.kind {
         SourceKind::Folder => {
             let (source, bar) = open_folder(&logs.logs, quiet)?;
-            (Arc::new(source), bar)
+            (Arc::new(source.with_rules(engine)), bar)
         }
         SourceKind::S3 => {
             let sdk = trailhound::aws::load().await;
             let source = S3Source::new(trailhound::aws::s3(&sdk), &config.trail)
                 .context("opening the CloudTrail bucket of [trail]")?;
-            (Arc::new(source), None)
+            (Arc::new(source.with_rules(engine)), None)
         }
         SourceKind::Athena => {
+            if rules.enabled().next().is_some() {
+                tracing::warn!("the Athena source does not run rules yet; each window is counted in the run summary as hunted without rules");
+            }
             let sdk = trailhound::aws::load().await;
             let source =
                 AthenaSource::new(trailhound::aws::athena(&sdk), &config.trail, &config.athena)

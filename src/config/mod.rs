@@ -11,12 +11,14 @@ use serde::Deserialize;
 use crate::cloudtrail::{Action, IdentityType, Span};
 
 pub mod aws;
+pub mod rules;
 pub mod sinks;
 
 pub use aws::{
     AccountSource, AthenaConfig, MusterConfig, PartitionMode, SourceConfig, SourceKind,
     StoreConfig, StoreKind, TrailConfig,
 };
+pub use rules::RulesConfig;
 pub use sinks::{HecConfig, SinksConfig, TokenSource};
 
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +318,7 @@ pub struct Config {
     pub athena: AthenaConfig,
     pub store: StoreConfig,
     pub sinks: SinksConfig,
+    pub rules: RulesConfig,
 }
 
 impl Config {
@@ -355,6 +358,7 @@ impl Config {
             &self.store,
         );
         out.extend(sinks::problems(&self.sinks));
+        out.extend(rules::problems(&self.rules));
         let s = &self.severity;
         for key in s.identity.keys() {
             if IdentityType::parse(key).is_none() {

@@ -38,6 +38,7 @@ fn finding(
         id,
         kind,
         title,
+        rule: None,
         account: origin.account.clone(),
         principal: PrincipalRef {
             arn: p.arn.clone(),

@@ -3,6 +3,9 @@
 pub mod compose;
 pub mod context;
 pub mod first_seen;
+pub mod rule_findings;
+pub mod rules;
+pub mod rules_import;
 pub mod severity;
 pub mod tactics;
 

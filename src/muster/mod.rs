@@ -51,6 +51,7 @@ fn hunt_failed_finding(account: &AccountId, error: &str, hunter: &Hunter) -> Fin
         ]),
         kind: FindingKind::HuntFailed,
         title: format!("account {account} could not be hunted: {error}"),
+        rule: None,
         account: account.clone(),
         principal: PrincipalRef {
             arn: None,
@@ -303,6 +304,7 @@ pub async fn run(
         summary.calls_failed += report.detect.failed_calls;
         summary.young_suppressed += report.detect.young_suppressed;
         summary.report.merge(report.scan);
+        summary.rules.merge(&report.rules);
         findings.extend(report.findings);
     }
     for f in &findings {

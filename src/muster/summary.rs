@@ -38,6 +38,8 @@ pub struct RunSummary {
     /// New behaviours of principals younger than `min_principal_age`: learned, not alerted.
     pub young_suppressed: u64,
     pub report: ScanReport,
+    /// What the rules matched and found.
+    pub rules: crate::detect::rule_findings::RuleStats,
     /// Calls and capacity the state store spent (zero for SQLite).
     pub store: crate::baseline::StoreCounters,
     /// Queries and bytes scanned, with the Athena source.
@@ -128,6 +130,35 @@ impl RunSummary {
                 &format!(
                     "  new behaviours of principals younger than min_principal_age (learned, not alerted): {}",
                     self.young_suppressed
+                ),
+            );
+        }
+
+        let rules = &self.rules;
+        if rules.records_matched > 0 || rules.terms_seen > 0 || rules.hits > 0 {
+            line(
+                &mut out,
+                &format!(
+                    "rules: {} records matched, {} hits, {} new terms of {} seen",
+                    rules.records_matched, rules.hits, rules.terms_new, rules.terms_seen
+                ),
+            );
+        }
+        if rules.windows_without_rules > 0 {
+            line(
+                &mut out,
+                &format!(
+                    "  windows hunted without rules (the Athena source does not run them yet): {}",
+                    rules.windows_without_rules
+                ),
+            );
+        }
+        if rules.records_unreadable > 0 {
+            line(
+                &mut out,
+                &format!(
+                    "  records kept for rules but unreadable: {}",
+                    rules.records_unreadable
                 ),
             );
         }
@@ -279,6 +310,13 @@ mod tests {
             young_suppressed: 13,
             report,
             athena: None,
+            rules: crate::detect::rule_findings::RuleStats {
+                records_matched: 12,
+                hits: 2,
+                terms_seen: 5,
+                terms_new: 1,
+                ..Default::default()
+            },
             store: crate::baseline::StoreCounters {
                 calls: 29,
                 read_units: 1165.0,
@@ -328,6 +366,7 @@ mod tests {
             "ignored (service-linked role): 2",
             "ignored (ignore list): 1",
             "310 pairs learned",
+            "rules: 12 records matched, 2 hits, 1 new terms of 5 seen",
             "1 critical, 5 low (6 new this run)",
             "6 to splunk, 6 to stdout",
             "444455556666: AccessDenied listing the bucket",

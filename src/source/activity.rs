@@ -165,6 +165,9 @@ pub struct ActivityBatch {
     pub window: Window,
     pub rows: Vec<Activity>,
     pub report: ScanReport,
+    /// The text of the window's records that some rule's condition holds for; `None` when
+    /// the source was not asked to keep them, or cannot.
+    pub rule_records: Option<Vec<String>>,
 }
 
 #[cfg(test)]

@@ -9,11 +9,12 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::activity::{Activity, Samples, ScanReport};
 use crate::cloudtrail::reader::{decompress, split_records};
 use crate::cloudtrail::{AccountId, Action, Outcome, Principal, Record};
+use crate::detect::rules::RuleEngine;
 use crate::window::Window;
 
 type RowKey = (String, String, String, Outcome);
@@ -23,21 +24,25 @@ type RowKey = (String, String, String, Outcome);
 pub(crate) struct Partial {
     rows: HashMap<RowKey, Activity>,
     pub(crate) report: ScanReport,
+    /// The text of records some rule's condition holds for.
+    pub(crate) rule_records: Vec<String>,
 }
 
 impl Partial {
-    /// The rows, sorted by principal, action and outcome, and the report.
-    pub(crate) fn finish(self) -> (Vec<Activity>, ScanReport) {
+    /// The rows, sorted by principal, action and outcome, the report, and the records kept
+    /// for rules.
+    pub(crate) fn finish(self) -> (Vec<Activity>, ScanReport, Vec<String>) {
         let mut rows: Vec<Activity> = self.rows.into_values().collect();
         rows.sort_by(|a, b| {
             (&a.principal.key, &a.action, a.outcome).cmp(&(&b.principal.key, &b.action, b.outcome))
         });
-        (rows, self.report)
+        (rows, self.report, self.rule_records)
     }
 
     /// Folds another worker's rows and counts into this one.
     pub(crate) fn absorb(&mut self, part: Partial) {
         self.report.merge(part.report);
+        self.rule_records.extend(part.rule_records);
         for (k, row) in part.rows {
             match self.rows.entry(k) {
                 Entry::Occupied(mut e) => e.get_mut().merge(row),
@@ -58,10 +63,22 @@ pub(crate) fn merge(parts: impl IntoIterator<Item = Partial>) -> Partial {
     total
 }
 
-/// The eventIDs seen in one window, shared by the workers folding it. Hashes, not the ids,
-/// because a busy window holds millions of them.
+/// What the workers folding one window share: the eventIDs seen so far (hashes, not the ids,
+/// because a busy window holds millions of them), and the rules whose records they keep.
 #[derive(Default)]
-pub(crate) struct SeenEvents(Mutex<HashSet<u64>>);
+pub(crate) struct WindowShared {
+    seen: Mutex<HashSet<u64>>,
+    rules: Option<Arc<RuleEngine>>,
+}
+
+impl WindowShared {
+    pub(crate) fn new(rules: Option<Arc<RuleEngine>>) -> Self {
+        WindowShared {
+            seen: Mutex::default(),
+            rules,
+        }
+    }
+}
 
 fn event_key(id: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -95,7 +112,7 @@ pub(crate) fn fold_object(
     bytes: Vec<u8>,
     account: &AccountId,
     window: &Window,
-    seen: &SeenEvents,
+    shared: &WindowShared,
     part: &mut Partial,
 ) {
     let shown = object.shown;
@@ -122,23 +139,23 @@ pub(crate) fn fold_object(
     for raw in &split.records {
         part.report.records += 1;
         match Record::parse(raw.get()) {
-            Ok(r) => parsed.push(r),
+            Ok(r) => parsed.push((r, raw)),
             Err(reason) => *part.report.records_bad.entry(reason).or_default() += 1,
         }
     }
     // Deduplicate by eventID across the whole window: one lock per object, not per record.
     let keys: Vec<Option<u64>> = parsed
         .iter()
-        .map(|r| r.event_id.get().map(event_key))
+        .map(|(r, _)| r.event_id.get().map(event_key))
         .collect();
-    let fresh: Vec<bool> = match seen.0.lock() {
+    let fresh: Vec<bool> = match shared.seen.lock() {
         Ok(mut set) => keys
             .iter()
             .map(|k| k.is_none_or(|k| set.insert(k)))
             .collect(),
         Err(_) => vec![true; keys.len()],
     };
-    for (record, is_new) in parsed.iter().zip(fresh) {
+    for ((record, raw), is_new) in parsed.iter().zip(fresh) {
         if !is_new {
             part.report.records_duplicate += 1;
             continue;
@@ -153,7 +170,24 @@ pub(crate) fn fold_object(
                 continue;
             }
         }
+        if let Some(rules) = &shared.rules {
+            keep_for_rules(rules, record, raw.get(), part);
+        }
         fold_record(record, account, part);
+    }
+}
+
+/// Keeps the record's text when a rule's condition holds for it. Only records whose
+/// eventName some rule names (or all, when a rule names none) are decoded for the test.
+fn keep_for_rules(rules: &RuleEngine, record: &Record<'_>, raw: &str, part: &mut Partial) {
+    if !rules.may_want(&record.event_name) {
+        return;
+    }
+    // The record parsed once already; as a generic value it parses again.
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(raw) {
+        if rules.wants(&value) {
+            part.rule_records.push(raw.to_string());
+        }
     }
 }
 

@@ -21,11 +21,12 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use futures::StreamExt;
 
 use super::activity::{ActivityBatch, ScanReport};
-use super::fold::{fold_object, ObjectRef, Partial, SeenEvents};
+use super::fold::{fold_object, ObjectRef, Partial, WindowShared};
 use super::{ActivitySource, SourceError};
 use crate::cloudtrail::layout::{day_prefix, parse_object_name, ObjectKind};
 use crate::cloudtrail::{AccountId, Region, Timestamp};
 use crate::config::TrailConfig;
+use crate::detect::rules::RuleEngine;
 use crate::window::Window;
 
 /// Objects fetched at once per window when not told otherwise: enough to hide S3's latency,
@@ -45,6 +46,8 @@ pub struct S3Source {
     /// Regions found under each account's `CloudTrail/` folder, listed once per account.
     discovered: Mutex<HashMap<AccountId, Vec<Region>>>,
     concurrency: usize,
+    /// When set, the records these rules' conditions hold for are kept for them.
+    rules: Option<Arc<RuleEngine>>,
 }
 
 /// Whether a failed read is of an object no retry will bring back.
@@ -102,7 +105,14 @@ impl S3Source {
             regions,
             discovered: Mutex::new(HashMap::new()),
             concurrency: DEFAULT_CONCURRENCY,
+            rules: None,
         })
+    }
+
+    /// Also keeps, per window, the records that `rules`' conditions hold for.
+    pub fn with_rules(mut self, rules: Arc<RuleEngine>) -> Self {
+        self.rules = (!rules.is_empty()).then_some(rules);
+        self
     }
 
     /// Objects fetched at once within one window.
@@ -246,7 +256,7 @@ impl S3Source {
         key: String,
         account: &AccountId,
         window: &Window,
-        seen: Arc<SeenEvents>,
+        shared: Arc<WindowShared>,
     ) -> Result<Partial, SourceError> {
         let url = format!("s3://{}/{key}", self.bucket);
         let mut part = Partial::default();
@@ -282,7 +292,7 @@ impl S3Source {
                 shown: &url,
                 named: true,
             };
-            fold_object(object, bytes, &account, &window, &seen, &mut part);
+            fold_object(object, bytes, &account, &window, &shared, &mut part);
             part
         })
         .await
@@ -333,21 +343,22 @@ impl ActivitySource for S3Source {
             "S3 objects chosen"
         );
 
-        let seen = Arc::new(SeenEvents::default());
+        let shared = Arc::new(WindowShared::new(self.rules.clone()));
         let mut reads = futures::stream::iter(chosen)
-            .map(|key| self.read_and_fold(key, account, window, seen.clone()))
+            .map(|key| self.read_and_fold(key, account, window, shared.clone()))
             .buffer_unordered(self.concurrency);
         let mut total = Partial::default();
         total.report = report;
         while let Some(part) = reads.next().await {
             total.absorb(part?);
         }
-        let (rows, report) = total.finish();
+        let (rows, report, rule_records) = total.finish();
         Ok(ActivityBatch {
             account: account.clone(),
             window: *window,
             rows,
             report,
+            rule_records: self.rules.as_ref().map(|_| rule_records),
         })
     }
 }

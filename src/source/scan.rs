@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::activity::ActivityBatch;
-use super::fold::{fold_object, merge, record_account, ObjectRef, Partial, SeenEvents};
+use super::fold::{fold_object, merge, record_account, ObjectRef, Partial, WindowShared};
 use super::{ActivitySource, SourceError};
 use crate::cloudtrail::layout::{is_non_event_folder, parse_object_name, ObjectKind};
 use crate::cloudtrail::reader::{decompress, split_records};
 use crate::cloudtrail::{AccountId, Record, Timestamp};
+use crate::detect::rules::RuleEngine;
 use crate::window::Window;
 
 /// An object named by CloudTrail: its delivery minute is known without opening it.
@@ -58,6 +59,8 @@ pub struct FolderSource {
     progress: Option<indicatif::ProgressBar>,
     /// Counted once, in the first batch, so a summary over all batches counts them once.
     walk_report_taken: Mutex<bool>,
+    /// When set, the records these rules' conditions hold for are kept for them.
+    rules: Option<Arc<RuleEngine>>,
 }
 
 fn looks_like_log(name: &str) -> bool {
@@ -101,10 +104,17 @@ impl FolderSource {
             workers,
             progress: None,
             walk_report_taken: Mutex::new(false),
+            rules: None,
         })
     }
 
     /// Shows progress (objects read) on this bar while scanning.
+    /// Also keeps, per window, the records that `rules`' conditions hold for.
+    pub fn with_rules(mut self, rules: Arc<RuleEngine>) -> Self {
+        self.rules = (!rules.is_empty()).then_some(rules);
+        self
+    }
+
     pub fn with_progress(mut self, bar: indicatif::ProgressBar) -> Self {
         self.progress = Some(bar);
         self
@@ -287,7 +297,7 @@ fn scan_object(
     named: bool,
     account: &AccountId,
     window: &Window,
-    seen: &SeenEvents,
+    shared: &WindowShared,
     part: &mut Partial,
 ) {
     let shown = path.display().to_string();
@@ -297,7 +307,7 @@ fn scan_object(
                 shown: &shown,
                 named,
             };
-            fold_object(object, bytes, account, window, seen, part);
+            fold_object(object, bytes, account, window, shared, part);
         }
         Err(e) => {
             part.report
@@ -314,9 +324,10 @@ fn scan(
     window: &Window,
     workers: usize,
     progress: Option<&indicatif::ProgressBar>,
+    rules: Option<Arc<RuleEngine>>,
 ) -> Partial {
     let next = AtomicUsize::new(0);
-    let seen = SeenEvents::default();
+    let shared = WindowShared::new(rules);
     let partials: Vec<Partial> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers.max(1).min(objects.len().max(1)))
             .map(|_| {
@@ -327,7 +338,7 @@ fn scan(
                         let Some((path, named)) = objects.get(i) else {
                             break;
                         };
-                        scan_object(path, *named, account, window, &seen, &mut part);
+                        scan_object(path, *named, account, window, &shared, &mut part);
                         if let Some(bar) = progress {
                             bar.inc(1);
                         }
@@ -380,14 +391,22 @@ impl ActivitySource for FolderSource {
             let window_c = *window;
             let workers = self.workers;
             let progress = self.progress.clone();
+            let rules = self.rules.clone();
             tokio::task::spawn_blocking(move || {
-                scan(&objects, &account_c, &window_c, workers, progress.as_ref())
+                scan(
+                    &objects,
+                    &account_c,
+                    &window_c,
+                    workers,
+                    progress.as_ref(),
+                    rules,
+                )
             })
             .await
             .map_err(|e| SourceError::Scan(e.to_string()))?
         };
 
-        let (rows, mut report) = part.finish();
+        let (rows, mut report, rule_records) = part.finish();
         report.objects_listed = listed;
         // Walk-level counts belong to the whole folder: report them with the first batch.
         if let Ok(mut taken) = self.walk_report_taken.lock() {
@@ -407,6 +426,7 @@ impl ActivitySource for FolderSource {
             window: *window,
             rows,
             report,
+            rule_records: self.rules.as_ref().map(|_| rule_records),
         })
     }
 }

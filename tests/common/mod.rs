@@ -54,6 +54,7 @@ pub async fn run(
         source,
         sinks: sinks.iter().map(|s| s.name()).collect(),
         now: Timestamp::now(),
+        rules: Default::default(),
     };
     muster::run(&hunter, accounts, period, mode, 2, sinks)
         .await

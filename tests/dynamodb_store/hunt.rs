@@ -62,6 +62,7 @@ fn hunter(store: &Arc<DynamoStore>, logs: &std::path::Path, now: &str, sinks: &[
         source: Arc::new(FolderSource::open(logs).expect("the logs folder opens")),
         sinks: sinks.to_vec(),
         now: t(now),
+        rules: Default::default(),
     }
 }
 

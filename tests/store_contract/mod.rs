@@ -179,6 +179,7 @@ pub fn finding(id: &str) -> Finding {
         id: id.to_string(),
         kind: FindingKind::NewAction,
         title: format!("finding {id}"),
+        rule: None,
         account: account(),
         principal: PrincipalRef {
             arn: Some("arn:aws:iam::111122223333:role/Deployer".to_string()),

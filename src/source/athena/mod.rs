@@ -162,6 +162,8 @@ impl AthenaSource {
             window: *window,
             rows,
             report,
+            // Rules are not compiled to Athena SQL yet; the hunt reports them as not run.
+            rule_records: None,
         })
     }
 }
