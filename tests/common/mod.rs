@@ -37,6 +37,37 @@ pub fn real_data() -> PathBuf {
     path
 }
 
+/// One run of the library with `rules` besides first-seen detection: the folder source keeps
+/// the records they want, as the binary's does.
+pub async fn run_with_rules(
+    config: &Config,
+    store: &Arc<SqliteStore>,
+    logs: &std::path::Path,
+    period: Period,
+    mode: Mode,
+    sinks: &[Box<dyn Sink>],
+    rules: Arc<trailhound::detect::rules::RuleSet>,
+) -> RunResult {
+    let engine = Arc::new(trailhound::detect::rules::RuleEngine::new(&rules));
+    let source = Arc::new(
+        FolderSource::open(logs)
+            .expect("logs folder opens")
+            .with_rules(engine),
+    );
+    let accounts = source.accounts().await.expect("accounts");
+    let hunter = Hunter {
+        config: Arc::new(config.clone()),
+        store: store.clone(),
+        source,
+        sinks: sinks.iter().map(|s| s.name()).collect(),
+        now: Timestamp::now(),
+        rules,
+    };
+    muster::run(&hunter, accounts, period, mode, 2, sinks)
+        .await
+        .expect("run completes")
+}
+
 /// One run of the library: every account of `logs`, over `period`.
 pub async fn run(
     config: &Config,
