@@ -65,6 +65,18 @@ async fn invictus_findings() -> Vec<Finding> {
     result.findings
 }
 
+fn options() -> ReceiverOptions {
+    ReceiverOptions {
+        token: TOKEN.into(),
+        ..Default::default()
+    }
+}
+
+/// A collector that takes the test token, with no fault scripted yet.
+async fn healthy() -> HecReceiver {
+    HecReceiver::start(options()).await
+}
+
 /// A collector config for the test receiver: small batches so a delivery is many requests,
 /// short timeouts and backoff so faults cost milliseconds.
 fn collector(url: &str) -> HecConfig {
@@ -172,11 +184,7 @@ async fn assert_all_arrived(name: &str, store: &SqliteStore, receiver: &HecRecei
 
 #[tokio::test]
 async fn clean_delivery_is_batched_gzipped_and_complete() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     let dir = tempfile::tempdir().unwrap();
     let store = outbox(&dir).await;
     let sinks = vec![sink(&collector(&receiver.url()), TOKEN)];
@@ -200,11 +208,7 @@ async fn clean_delivery_is_batched_gzipped_and_complete() {
 
 #[tokio::test]
 async fn busy_and_throttled_collectors_are_waited_out() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     // Every third request busy, and a throttle that asks for a one-second pause.
     receiver.every_nth(3, Fault::busy);
     receiver.script(vec![Fault::too_many(1), Fault::busy(), Fault::busy()]);
@@ -229,11 +233,7 @@ async fn busy_and_throttled_collectors_are_waited_out() {
 
 #[tokio::test]
 async fn dropped_connections_and_lost_answers_are_retried_under_the_same_ids() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     // Drops before indexing, and drops after (the answer lost: those events arrive twice).
     receiver.every_nth(4, || Fault::Drop);
     receiver.script(vec![
@@ -254,11 +254,7 @@ async fn dropped_connections_and_lost_answers_are_retried_under_the_same_ids() {
 
 #[tokio::test]
 async fn slow_answers_time_out_and_are_resent() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     receiver.script(vec![
         Fault::Slow(Duration::from_millis(1500)),
         Fault::Slow(Duration::from_millis(300)),
@@ -320,11 +316,7 @@ async fn with_acks_only_acknowledged_findings_count_as_delivered() {
 
 #[tokio::test]
 async fn acks_asked_of_a_collector_without_them_fail_clearly() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     let dir = tempfile::tempdir().unwrap();
     let store = outbox(&dir).await;
     let config = HecConfig {
@@ -338,11 +330,7 @@ async fn acks_asked_of_a_collector_without_them_fail_clearly() {
 
 #[tokio::test]
 async fn a_bad_token_fails_fast_with_hecs_words_and_keeps_everything_pending() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     let dir = tempfile::tempdir().unwrap();
     let store = outbox(&dir).await;
     let wrong = "00000000-dead-beef-0000-000000000000";
@@ -373,11 +361,7 @@ async fn a_bad_token_fails_fast_with_hecs_words_and_keeps_everything_pending() {
 
 #[tokio::test]
 async fn a_collector_down_past_the_retry_budget_leaves_the_rest_pending() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     // The collector is busy for longer than retry_for.
     receiver.every_nth(1, Fault::busy);
     let dir = tempfile::tempdir().unwrap();
@@ -394,11 +378,7 @@ async fn a_collector_down_past_the_retry_budget_leaves_the_rest_pending() {
         "{failed:?}"
     );
     // The collector recovers (a healthy one at another port); the next delivery sends all.
-    let receiver_recovered = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver_recovered = healthy().await;
     let failures = deliver_until_done(
         &store,
         &[sink(&collector(&receiver_recovered.url()), TOKEN)],
@@ -411,11 +391,7 @@ async fn a_collector_down_past_the_retry_budget_leaves_the_rest_pending() {
 
 #[tokio::test]
 async fn requests_too_large_are_split() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     let too_large = || Fault::Status {
         status: 413,
         text: "Content too large".into(),
@@ -433,11 +409,7 @@ async fn requests_too_large_are_split() {
 
 #[tokio::test]
 async fn tls_is_verified_against_the_given_authority() {
-    let receiver = HecReceiver::start_tls(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = HecReceiver::start_tls(options()).await;
     let dir = tempfile::tempdir().unwrap();
     let store = outbox(&dir).await;
 
@@ -465,11 +437,7 @@ async fn tls_is_verified_against_the_given_authority() {
 
 #[tokio::test]
 async fn tls_verification_can_be_turned_off_explicitly() {
-    let receiver = HecReceiver::start_tls(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = HecReceiver::start_tls(options()).await;
     let dir = tempfile::tempdir().unwrap();
     let store = outbox(&dir).await;
     let unverified = HecConfig {
@@ -483,11 +451,7 @@ async fn tls_verification_can_be_turned_off_explicitly() {
 
 #[tokio::test]
 async fn two_sinks_keep_their_own_delivery_state() {
-    let up = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let up = healthy().await;
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
     let file = dir.path().join("findings.jsonl");
@@ -523,11 +487,7 @@ async fn two_sinks_keep_their_own_delivery_state() {
 
 #[tokio::test]
 async fn a_run_ends_with_its_health_event() {
-    let receiver = HecReceiver::start(ReceiverOptions {
-        token: TOKEN.into(),
-        ..Default::default()
-    })
-    .await;
+    let receiver = healthy().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let logs = real_data().join("invictus-stratus-simulation");

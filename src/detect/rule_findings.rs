@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::rules::{RuleEngine, RuleHit, RuleKind, RuleSet, TermCandidate};
+use super::rules::{Evidence, Rule, RuleEngine, RuleHit, RuleKind, RuleSet, TermCandidate};
 use super::Mode;
 use crate::alert::{finding_id, Finding, FindingKind, Level, PrincipalRef, Reason, Severity};
 use crate::baseline::{BaselineStore, PairKey, PairState, PairWrite, StoreError};
@@ -259,122 +259,128 @@ fn who(p: &PrincipalRef) -> String {
     }
 }
 
-fn hit_finding(rule: &super::rules::Rule, hit: &RuleHit, at: &RuleWindow<'_>) -> Finding {
-    let principal = principal_ref(&hit.evidence, &hit.group);
-    let what = match (&rule.kind, &hit.peak) {
-        (RuleKind::Threshold { window, .. }, Some(peak)) => {
-            format!("{} events within {window}", peak.count)
-        }
-        (RuleKind::Cardinality { window, field, .. }, Some(_)) => {
-            format!("{} distinct {} within {window}", hit.distinct.len(), field)
-        }
-        _ if hit.count == 1 => "1 event".to_string(),
-        _ => format!("{} events", hit.count),
-    };
-    let group: Vec<&str> = hit.group.iter().map(|(_, v)| v.as_str()).collect();
-    let first = hit.peak.as_ref().map_or(hit.first_seen, |p| p.first);
-    let mut detail = what.clone();
-    if !hit.distinct.is_empty() {
-        detail.push_str(&format!(": {}", hit.distinct.join(", ")));
-    }
-    let id = {
-        let first_text = first.to_string();
-        let mut parts = vec!["rule", rule.id.as_str(), at.account.as_str()];
-        parts.extend(group.iter().copied());
-        parts.push(&first_text);
-        finding_id(&parts)
-    };
+/// What differs between the finding of a hit and that of a new term.
+struct Fired<'a> {
+    /// The facts that make the finding's id, after the rule and the account.
+    facts: Vec<&'a str>,
+    /// What the title says after "<rule title>: <who>".
+    title_tail: String,
+    detail: String,
+    event_name: Option<String>,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+    count: u64,
+    evidence: &'a Evidence,
+    group: &'a [(String, String)],
+}
+
+fn rule_finding(rule: &Rule, fired: Fired<'_>, at: &RuleWindow<'_>) -> Finding {
+    let principal = principal_ref(fired.evidence, fired.group);
+    let mut parts = vec!["rule", rule.id.as_str(), at.account.as_str()];
+    parts.extend(fired.facts);
     Finding {
-        id,
+        id: finding_id(&parts),
         kind: FindingKind::Rule,
-        title: format!(
-            "{}: {}{} ({what})",
-            rule.title,
-            who(&principal),
-            other_keys(&hit.group)
-        ),
+        title: format!("{}: {}{}", rule.title, who(&principal), fired.title_tail),
         rule: Some(rule.id.clone()),
         account: at.account.clone(),
         principal,
         action: None,
         event_source: None,
-        event_name: group_value(&hit.group, "eventName"),
+        event_name: fired.event_name,
         severity: severity(
             rule.score,
             at.levels,
             Reason {
                 factor: format!("rule:{}", rule.id),
                 weight: i32::from(rule.score),
-                detail,
+                detail: fired.detail,
             },
         ),
-        first_seen: hit.first_seen,
-        last_seen: hit.last_seen,
-        count: hit.count,
-        source_ips: hit.evidence.source_ips.clone(),
-        user_agents: hit.evidence.user_agents.clone(),
-        regions: hit.evidence.regions.clone(),
-        error_codes: hit.evidence.error_codes.clone(),
-        event_ids: hit.evidence.sample_event_ids.clone(),
+        first_seen: fired.first_seen,
+        last_seen: fired.last_seen,
+        count: fired.count,
+        source_ips: fired.evidence.source_ips.clone(),
+        user_agents: fired.evidence.user_agents.clone(),
+        regions: fired.evidence.regions.clone(),
+        error_codes: fired.evidence.error_codes.clone(),
+        event_ids: fired.evidence.sample_event_ids.clone(),
         window_start: at.window.start,
         window_end: at.window.end,
         detected_at: at.now,
     }
 }
 
-fn term_finding(rule: &super::rules::Rule, c: &TermCandidate, at: &RuleWindow<'_>) -> Finding {
-    let principal = principal_ref(&c.evidence, &c.group);
+fn hit_finding(rule: &Rule, hit: &RuleHit, at: &RuleWindow<'_>) -> Finding {
+    let what = match (&rule.kind, &hit.peak) {
+        (RuleKind::Threshold { window, .. }, Some(peak)) => {
+            format!("{} events within {window}", peak.count)
+        }
+        (RuleKind::Cardinality { window, field, .. }, Some(_)) => {
+            format!("{} distinct {field} within {window}", hit.distinct.len())
+        }
+        _ if hit.count == 1 => "1 event".to_string(),
+        _ => format!("{} events", hit.count),
+    };
+    // A burst is one finding from its densest window on, whatever else the window holds.
+    let first = hit
+        .peak
+        .as_ref()
+        .map_or(hit.first_seen, |p| p.first)
+        .to_string();
+    let mut detail = what.clone();
+    if !hit.distinct.is_empty() {
+        detail.push_str(&format!(": {}", hit.distinct.join(", ")));
+    }
+    let mut facts: Vec<&str> = hit.group.iter().map(|(_, v)| v.as_str()).collect();
+    facts.push(&first);
+    rule_finding(
+        rule,
+        Fired {
+            facts,
+            title_tail: format!("{} ({what})", other_keys(&hit.group)),
+            detail,
+            event_name: group_value(&hit.group, "eventName"),
+            first_seen: hit.first_seen,
+            last_seen: hit.last_seen,
+            count: hit.count,
+            evidence: &hit.evidence,
+            group: &hit.group,
+        },
+        at,
+    )
+}
+
+fn term_finding(rule: &Rule, c: &TermCandidate, at: &RuleWindow<'_>) -> Finding {
     let RuleKind::NewTerms { terms, history, .. } = &rule.kind else {
         unreachable!("term candidates come from new_terms rules");
     };
-    let term_names: Vec<String> = terms.iter().map(ToString::to_string).collect();
+    let names = terms
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let term_text = c.term.join(", ");
-    let id = {
-        let first_text = c.first_seen.to_string();
-        let mut parts = vec!["rule", rule.id.as_str(), at.account.as_str()];
-        parts.extend(c.group.iter().map(|(_, v)| v.as_str()));
-        parts.extend(c.term.iter().map(String::as_str));
-        parts.push(&first_text);
-        finding_id(&parts)
-    };
-    Finding {
-        id,
-        kind: FindingKind::Rule,
-        title: format!(
-            "{}: {} ({} {term_text}, not seen in {history} before)",
-            rule.title,
-            who(&principal),
-            term_names.join(", ")
-        ),
-        rule: Some(rule.id.clone()),
-        account: at.account.clone(),
-        principal,
-        action: None,
-        event_source: None,
-        event_name: None,
-        severity: severity(
-            rule.score,
-            at.levels,
-            Reason {
-                factor: format!("rule:{}", rule.id),
-                weight: i32::from(rule.score),
-                detail: format!(
-                    "new {} = {term_text} for {} within {history}",
-                    term_names.join(", "),
-                    describe_group(&c.group)
-                ),
-            },
-        ),
-        first_seen: c.first_seen,
-        last_seen: c.last_seen,
-        count: c.count,
-        source_ips: c.evidence.source_ips.clone(),
-        user_agents: c.evidence.user_agents.clone(),
-        regions: c.evidence.regions.clone(),
-        error_codes: c.evidence.error_codes.clone(),
-        event_ids: c.evidence.sample_event_ids.clone(),
-        window_start: at.window.start,
-        window_end: at.window.end,
-        detected_at: at.now,
-    }
+    let first = c.first_seen.to_string();
+    let mut facts: Vec<&str> = c.group.iter().map(|(_, v)| v.as_str()).collect();
+    facts.extend(c.term.iter().map(String::as_str));
+    facts.push(&first);
+    rule_finding(
+        rule,
+        Fired {
+            facts,
+            title_tail: format!(" ({names} {term_text}, not seen in {history} before)"),
+            detail: format!(
+                "new {names} = {term_text} for {} within {history}",
+                describe_group(&c.group)
+            ),
+            event_name: None,
+            first_seen: c.first_seen,
+            last_seen: c.last_seen,
+            count: c.count,
+            evidence: &c.evidence,
+            group: &c.group,
+        },
+        at,
+    )
 }

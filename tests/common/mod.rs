@@ -68,7 +68,7 @@ pub async fn run_with_rules(
         .expect("run completes")
 }
 
-/// One run of the library: every account of `logs`, over `period`.
+/// One run of the library: every account of `logs`, over `period`, without rules.
 pub async fn run(
     config: &Config,
     store: &Arc<SqliteStore>,
@@ -77,19 +77,7 @@ pub async fn run(
     mode: Mode,
     sinks: &[Box<dyn Sink>],
 ) -> RunResult {
-    let source = Arc::new(FolderSource::open(logs).expect("logs folder opens"));
-    let accounts = source.accounts().await.expect("accounts");
-    let hunter = Hunter {
-        config: Arc::new(config.clone()),
-        store: store.clone(),
-        source,
-        sinks: sinks.iter().map(|s| s.name()).collect(),
-        now: Timestamp::now(),
-        rules: Default::default(),
-    };
-    muster::run(&hunter, accounts, period, mode, 2, sinks)
-        .await
-        .expect("run completes")
+    run_with_rules(config, store, logs, period, mode, sinks, Default::default()).await
 }
 
 pub fn t(text: &str) -> Timestamp {
