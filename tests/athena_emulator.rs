@@ -26,6 +26,7 @@ use trailhound::baseline::sqlite::SqliteStore;
 use trailhound::cloudtrail::{AccountId, Span};
 use trailhound::config::{Config, PartitionMode};
 use trailhound::demo::{generate, DemoOptions};
+use trailhound::detect::rules::{RuleEngine, RuleSet};
 use trailhound::detect::Mode;
 use trailhound::hunt::{Hunter, Period};
 use trailhound::muster::{self, RunResult};
@@ -108,10 +109,20 @@ impl Answered<'_> {
             for window in self.hunter.windows(account, period).await.unwrap() {
                 let sql = self.source.activity_sql(account, &window).unwrap();
                 plan.push((account.clone(), sql));
+                // With rules, each window's activity query is followed by its rule query.
+                if let Some(rule_sql) = self.source.rule_sql(account, &window) {
+                    plan.push((account.clone(), rule_sql.unwrap()));
+                }
             }
         }
         let queries: Vec<String> = plan.iter().map(|(_, q)| q.clone()).collect();
-        let mut results = duckdb::run(self.logs, self.ddl, &queries).into_iter();
+        // Trino's SQL/JSON path mode (`'lax $'`) means no path to DuckDB, which sqlglot
+        // passes it to unchanged; `'$'` is the same path without the mode.
+        let for_duckdb: Vec<String> = queries
+            .iter()
+            .map(|q| q.replace("'lax $'", "'$'"))
+            .collect();
+        let mut results = duckdb::run(self.logs, self.ddl, &for_duckdb).into_iter();
         let mut runs = Vec::new();
         for account in self.accounts {
             let mine: Vec<ResultTable> = plan
@@ -194,8 +205,14 @@ async fn hunt_through_athena_on_the_emulator_finds_what_the_scan_finds() {
         assert_eq!(tables.counters.ddl_statements, 3);
     }
 
+    // The shipped rules run too: on Athena as one more query per account-hour, on the
+    // folder from the records the scan keeps; both must find the same.
+    let rules = Arc::new(RuleSet::shipped().unwrap());
     let source = Arc::new(
-        AthenaSource::with_policy(trailhound::aws::athena(&aws), &trail, &athena, quick()).unwrap(),
+        AthenaSource::with_policy(trailhound::aws::athena(&aws), &trail, &athena, quick())
+            .unwrap()
+            .with_rules(&rules)
+            .unwrap(),
     );
     let c = config();
     let store = tempfile::tempdir().unwrap();
@@ -205,7 +222,7 @@ async fn hunt_through_athena_on_the_emulator_finds_what_the_scan_finds() {
         source: source.clone(),
         sinks: vec![],
         now: manifest.hunt.1.saturating_add(c.hunt.settle),
-        rules: Default::default(),
+        rules: rules.clone(),
     };
     let ddl = table_ddl(&trail, &athena);
     let history = Window::new(manifest.history.0, manifest.history.1).unwrap();
@@ -240,7 +257,15 @@ async fn hunt_through_athena_on_the_emulator_finds_what_the_scan_finds() {
         accounts,
         "one activity query per account-hour"
     );
-    assert_eq!(after.queries_started - learned.queries_started, accounts);
+    assert_eq!(
+        after.rule_queries - learned.rule_queries,
+        accounts,
+        "one rule query per account-hour"
+    );
+    assert_eq!(
+        after.queries_started - learned.queries_started,
+        2 * accounts
+    );
     assert_eq!(after.ddl_statements, 0);
     assert_eq!((after.retries, after.queries_failed), (0, 0));
 
@@ -248,7 +273,11 @@ async fn hunt_through_athena_on_the_emulator_finds_what_the_scan_finds() {
     let folder_store = tempfile::tempdir().unwrap();
     let folder_hunter = Hunter {
         store: Arc::new(SqliteStore::open(&folder_store.path().join("state.db")).unwrap()),
-        source: Arc::new(FolderSource::open(dir.path()).unwrap()),
+        source: Arc::new(
+            FolderSource::open(dir.path())
+                .unwrap()
+                .with_rules(Arc::new(RuleEngine::new(&rules))),
+        ),
         ..hunter.clone()
     };
     let accounts_list = manifest.accounts.clone();
@@ -279,6 +308,12 @@ async fn hunt_through_athena_on_the_emulator_finds_what_the_scan_finds() {
     }
     assert!(!by_athena.is_empty(), "the attack hour has findings");
     assert_eq!(by_athena, finding_facts(&by_folder));
+    let rule_findings = hunted
+        .iter()
+        .flat_map(|r| r.findings.iter())
+        .filter(|f| f.kind == FindingKind::Rule)
+        .count();
+    assert!(rule_findings > 0, "the rules fire through Athena too");
     let found: BTreeSet<(String, String)> = hunted
         .iter()
         .flat_map(|r| r.findings.iter())
@@ -293,9 +328,10 @@ async fn hunt_through_athena_on_the_emulator_finds_what_the_scan_finds() {
         );
     }
     eprintln!(
-        "emulator hunt: {} accounts, {} activity queries for the hour ({} in all, {} DDL), {} findings",
+        "emulator hunt: {} accounts, {} activity and {} rule queries for the hour ({} in all, {} DDL), {} findings ({rule_findings} from rules)",
         accounts,
         after.activity_queries - learned.activity_queries,
+        after.rule_queries - learned.rule_queries,
         after.queries_started,
         after.ddl_statements,
         by_athena.len()

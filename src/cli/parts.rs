@@ -113,13 +113,12 @@ pub async fn source(
             (Arc::new(source.with_rules(engine)), None)
         }
         SourceKind::Athena => {
-            if rules.enabled().next().is_some() {
-                tracing::warn!("the Athena source does not run rules yet; each window is counted in the run summary as hunted without rules");
-            }
             let sdk = trailhound::aws::load().await;
             let source =
                 AthenaSource::new(trailhound::aws::athena(&sdk), &config.trail, &config.athena)
-                    .context("setting up the Athena source of [athena] and [trail]")?;
+                    .context("setting up the Athena source of [athena] and [trail]")?
+                    .with_rules(rules)
+                    .context("compiling the rules of [rules] to Athena SQL")?;
             (Arc::new(source), None)
         }
     })

@@ -148,7 +148,7 @@ impl RunSummary {
             line(
                 &mut out,
                 &format!(
-                    "  windows hunted without rules (the Athena source does not run them yet): {}",
+                    "  windows hunted without rules (their source kept no records for them): {}",
                     rules.windows_without_rules
                 ),
             );
@@ -192,9 +192,10 @@ impl RunSummary {
             line(
                 &mut out,
                 &format!(
-                    "athena: {} queries ({} activity, {} DDL, {} failed, {} retries), {:.1} MB scanned",
+                    "athena: {} queries ({} activity, {} rules, {} DDL, {} failed, {} retries), {:.1} MB scanned",
                     a.queries_started,
                     a.activity_queries,
+                    a.rule_queries,
                     a.ddl_statements,
                     a.queries_failed,
                     a.retries,

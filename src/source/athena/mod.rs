@@ -12,6 +12,7 @@
 
 pub mod query;
 pub mod rows;
+pub mod rules_sql;
 pub mod sql;
 mod template;
 
@@ -24,6 +25,7 @@ use tracing::Instrument;
 use super::{ActivityBatch, ActivitySource, SourceError};
 use crate::cloudtrail::AccountId;
 use crate::config::{AthenaConfig, PartitionMode, TrailConfig};
+use crate::detect::rules::RuleSet;
 use crate::window::Window;
 
 pub use query::{AthenaCounters, QueryError, QueryPolicy, StatementKind};
@@ -42,6 +44,14 @@ pub enum AthenaError {
         what: String,
         source: RowError,
     },
+    #[error(transparent)]
+    RuleSql(#[from] rules_sql::RuleSqlError),
+    #[error("Athena query {id} for {what}: {source}")]
+    RuleRows {
+        id: String,
+        what: String,
+        source: rules_sql::RuleRowError,
+    },
 }
 
 /// Reads activity through Athena.
@@ -52,6 +62,8 @@ pub struct AthenaSource {
     counters: Arc<query::Counters>,
     /// Managed mode: (account, days) whose partitions this process has added already.
     added: Mutex<HashSet<(AccountId, Vec<Day>)>>,
+    /// The enabled rules as one query per account and window, when there are rules.
+    rules: Option<rules_sql::RuleQuery>,
 }
 
 fn runner(
@@ -101,12 +113,58 @@ impl AthenaSource {
             mode: athena.partitions,
             counters,
             added: Mutex::new(HashSet::new()),
+            rules: None,
         })
+    }
+
+    /// Also runs `rules`: their conditions become one more query per account and window,
+    /// whose rows are the records the rules want. A rule that cannot be expressed in Athena
+    /// SQL is an error here, before anything is hunted, naming the rule and the field.
+    pub fn with_rules(mut self, rules: &RuleSet) -> Result<Self, AthenaError> {
+        self.rules = if rules.enabled().next().is_some() {
+            Some(rules_sql::RuleQuery::compile(rules)?)
+        } else {
+            None
+        };
+        Ok(self)
+    }
+
+    /// The records of `account` in `window` that the rules want, as JSON texts.
+    async fn rule_records(
+        &self,
+        rules: &rules_sql::RuleQuery,
+        account: &AccountId,
+        window: &Window,
+    ) -> Result<(Vec<String>, u64), AthenaError> {
+        let sql = rules.render(&self.sql, account, window)?;
+        let what = format!("the rule events of account {account} in window {window}");
+        let done = self
+            .runner
+            .execute(&sql, StatementKind::Rules, &what)
+            .await?;
+        let table = self.runner.results(&done.id, &what).await?;
+        let records = rules_sql::rule_records(&table).map_err(|source| AthenaError::RuleRows {
+            id: done.id.clone(),
+            what,
+            source,
+        })?;
+        Ok((records, done.bytes_scanned))
     }
 
     /// What this source has asked of Athena so far.
     pub fn counters(&self) -> AthenaCounters {
         self.counters.snapshot()
+    }
+
+    /// The rule query this source sends for `account` and `window`, when it runs rules.
+    pub fn rule_sql(
+        &self,
+        account: &AccountId,
+        window: &Window,
+    ) -> Option<Result<String, rules_sql::RuleSqlError>> {
+        self.rules
+            .as_ref()
+            .map(|rules| rules.render(&self.sql, account, window))
     }
 
     /// The activity query this source sends for `account` and `window`.
@@ -157,13 +215,20 @@ impl AthenaSource {
             })?;
         // Athena reads the objects; what it scanned is the nearest to bytes read.
         report.bytes_read += done.bytes_scanned;
+        let rule_records = match &self.rules {
+            Some(rules) => {
+                let (records, scanned) = self.rule_records(rules, account, window).await?;
+                report.bytes_read += scanned;
+                Some(records)
+            }
+            None => None,
+        };
         Ok(ActivityBatch {
             account: account.clone(),
             window: *window,
             rows,
             report,
-            // Rules are not compiled to Athena SQL yet; the hunt reports them as not run.
-            rule_records: None,
+            rule_records,
         })
     }
 }

@@ -53,6 +53,8 @@ pub struct AthenaCounters {
     pub queries_started: u64,
     /// Of those, activity queries (one per account and window).
     pub activity_queries: u64,
+    /// Of those, rule queries (one per account and window when rules are enabled).
+    pub rule_queries: u64,
     /// Of those, DDL: database, table, partitions.
     pub ddl_statements: u64,
     /// `Statistics.DataScannedInBytes` summed over the statements that succeeded.
@@ -68,6 +70,7 @@ pub struct AthenaCounters {
 pub(super) struct Counters {
     queries_started: AtomicU64,
     activity_queries: AtomicU64,
+    rule_queries: AtomicU64,
     ddl_statements: AtomicU64,
     bytes_scanned: AtomicU64,
     retries: AtomicU64,
@@ -80,6 +83,7 @@ impl Counters {
         AthenaCounters {
             queries_started: get(&self.queries_started),
             activity_queries: get(&self.activity_queries),
+            rule_queries: get(&self.rule_queries),
             ddl_statements: get(&self.ddl_statements),
             bytes_scanned: get(&self.bytes_scanned),
             retries: get(&self.retries),
@@ -97,6 +101,8 @@ fn bump(c: &AtomicU64, by: u64) {
 pub enum StatementKind {
     Ddl,
     Activity,
+    /// The events the rules want (one per account and window, when rules are enabled).
+    Rules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +315,7 @@ impl QueryRunner {
         match kind {
             StatementKind::Ddl => bump(&self.counters.ddl_statements, 1),
             StatementKind::Activity => bump(&self.counters.activity_queries, 1),
+            StatementKind::Rules => bump(&self.counters.rule_queries, 1),
         }
         tracing::debug!(id, what, "Athena query started");
         Ok(id)
