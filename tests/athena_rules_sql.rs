@@ -321,6 +321,16 @@ fn shapes() -> Vec<Value> {
 /// (when, exact): an exact case must return exactly the records the rule holds for; the
 /// others (arrays inside arrays) may return more, never fewer.
 const CASES: &[(&str, bool)] = &[
+    // A pattern reads an object as its compact JSON text, as the Elasticsearch-era rules
+    // that matched `*Failure*` against `responseElements` expect.
+    (
+        r#"all = [{ field = "responseElements", wildcard = "*Failure*" }]"#,
+        true,
+    ),
+    (
+        r#"all = [{ field = "responseElements", wildcard = "*failure*", ignore_case = true }]"#,
+        true,
+    ),
     (
         r#"all = [{ field = "eventName", equals = "GetObject" }]"#,
         true,

@@ -198,14 +198,15 @@ fn seed_rules(dir: &std::path::Path) -> Arc<RuleSet> {
 }
 
 /// The seed's examples as they describe themselves: an access key launching EC2 for the
-/// first time in 60 hours, an identity creating an S3 bucket for the first time; and the
-/// failed-authentication rule, imported disabled (its test is on an object field), runs not.
+/// first time in 60 hours, an identity creating an S3 bucket for the first time, a user with
+/// at least 3 sign-in failures (its pattern reads `responseElements` as text, as the old
+/// index held it).
 #[tokio::test]
 async fn the_seed_examples_find_what_their_descriptions_say() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     let rules = seed_rules(dir.path());
-    assert_eq!(rules.enabled().count(), 2, "the failed-auth rule is off");
+    assert_eq!(rules.enabled().count(), 3);
 
     let ec2 = "ec2.amazonaws.com";
     let s3 = "s3.amazonaws.com";
@@ -239,18 +240,27 @@ async fn the_seed_examples_find_what_their_descriptions_say() {
     let mut service = record("x", "", ec2, "RunInstances", "2024-05-02T10:03:00Z", "e5");
     service["userIdentity"] =
         serde_json::json!({"type": "AWSService", "invokedBy": "autoscaling.amazonaws.com"});
+    // Sign-in failures in the account the seed's rule names (987654321, as written there):
+    // mallory fails 5 times, trent twice (under the rule's minimum of 3), peggy succeeds.
     let mut failures = Vec::new();
-    for i in 0..5 {
-        let mut r = record(
-            "mallory",
-            "",
-            "signin.amazonaws.com",
-            "ConsoleLogin",
-            &format!("2024-05-02T10:1{i}:00Z"),
-            &format!("f{i}"),
-        );
-        r["responseElements"] = serde_json::json!({"ConsoleLogin": "Failure"});
-        failures.push(r);
+    for (user, n, outcome) in [
+        ("mallory", 5, "Failure"),
+        ("trent", 2, "Failure"),
+        ("peggy", 4, "Success"),
+    ] {
+        for i in 0..n {
+            let mut r = record(
+                user,
+                "",
+                "signin.amazonaws.com",
+                "ConsoleLogin",
+                &format!("2024-05-02T10:1{i}:00Z"),
+                &format!("{user}{i}"),
+            );
+            r["responseElements"] = serde_json::json!({ "ConsoleLogin": outcome });
+            r["recipientAccountId"] = "987654321".into();
+            failures.push(r);
+        }
     }
     let mut day2 = vec![
         record(
@@ -323,6 +333,7 @@ async fn the_seed_examples_find_what_their_descriptions_say() {
     assert_eq!(
         got,
         vec![
+            ("failed-user-authentication".to_string(), arn("mallory")),
             ("new-user-created-s3-bucket".to_string(), arn("dave")),
             ("new-users-launching-ec2-instance".to_string(), arn("bob")),
         ],

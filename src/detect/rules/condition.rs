@@ -195,11 +195,22 @@ impl FieldTest {
 
     pub fn holds(&self, record: &Value) -> bool {
         let icase = self.ignore_case;
+        // Patterns also read an object as its compact JSON text (keys sorted): indexes of the
+        // Elasticsearch era held `responseElements` and the like as text, and their rules
+        // match `*Failure*` against it.
         let text_test = |test: &dyn Fn(&str) -> bool| {
             self.path.any(record, &mut |v| {
                 scalars(v, &mut |x| match x {
                     Value::String(s) if icase => test(&fold(s)),
                     Value::String(s) => test(s),
+                    Value::Object(_) => {
+                        let text = serde_json::to_string(x).unwrap_or_default();
+                        if icase {
+                            test(&fold(&text))
+                        } else {
+                            test(&text)
+                        }
+                    }
                     _ => false,
                 })
             })

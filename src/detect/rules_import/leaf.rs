@@ -226,14 +226,14 @@ const OBJECT_FIELDS: &[&str] = &[
     "insightDetails",
 ];
 
-/// A text test on a field CloudTrail fills with an object never holds in trailhound (tests see
-/// strings only). The Elasticsearch index must have held that field as text (its `.keyword`
-/// says so), so the rule did something there and would silently do nothing here: it is
-/// imported disabled, with the reason.
+/// An equality test on a field CloudTrail fills with an object never holds in trailhound
+/// (patterns read an object as its JSON text, equality does not: the exact text the index held
+/// cannot be reproduced). The rule did something there and would silently do nothing here: it
+/// is imported disabled, with the reason.
 fn text_on_object(field: &FieldName, value: &Value, at: &str, out: &mut Out) {
     if matches!(value, Value::Str(_)) && OBJECT_FIELDS.contains(&field.path.as_str()) {
         out.disable.push(format!(
-            "`{at}`: `{p}` is an object in CloudTrail records (the Elasticsearch index held it as text, hence `.keyword`), and a text test on an object never holds in trailhound: the rule is imported disabled; rewrite the test against the member meant (`{p}.<member>`) and enable it",
+            "`{at}`: `{p}` is an object in CloudTrail records (the Elasticsearch index held it as text, hence `.keyword`), and an equality test on an object never holds in trailhound: the rule is imported disabled; rewrite the test against the member meant (`{p}.<member>`) and enable it",
             p = field.path
         ));
     }
@@ -315,7 +315,12 @@ pub(super) fn pattern(kind: &str, body: &Json, pos: &str, out: &mut Out) -> Opti
         );
         return None;
     };
-    text_on_object(&field, &Value::Str(String::new()), &at, out);
+    if OBJECT_FIELDS.contains(&field.path.as_str()) {
+        out.note(format!(
+            "`{at}`: `{}` is an object in CloudTrail records (the Elasticsearch index held it as text); trailhound matches the pattern against the object's compact JSON text, keys sorted, which may be spaced or ordered differently from what the index held",
+            field.path
+        ));
+    }
     let op = if kind == "prefix" && text.is_empty() {
         // Every string has the empty prefix: the field only has to be there.
         Op::Exists(true)

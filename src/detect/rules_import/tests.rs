@@ -127,11 +127,11 @@ fn seed_example_1_alerts_on_an_access_key_new_to_launching_instances() {
 }
 
 #[test]
-fn seed_example_4_keeps_its_count_and_is_imported_disabled_because_of_the_object_field() {
+fn seed_example_4_keeps_its_count_and_matches_the_object_as_text() {
     let report = import(SEED).expect("readable");
     let imported = rule(&report, "failed-user-authentication");
     let r = load(&imported.toml);
-    assert!(!r.enabled, "{}", imported.toml);
+    assert!(r.enabled, "{}", imported.toml);
     match &r.kind {
         RuleKind::NewTerms {
             terms,
@@ -144,21 +144,28 @@ fn seed_example_4_keeps_its_count_and_is_imported_disabled_because_of_the_object
         }
         other => panic!("expected new_terms, got {other:?}"),
     }
-    assert!(imported.toml.contains("# Imported disabled: `query.bool.must[0].wildcard.responseElements.keyword`: `responseElements` is an object"));
-    // The index held responseElements as text; CloudTrail's record holds an object, which a
-    // wildcard never matches: hence disabled rather than silently dead.
+    assert!(
+        imported
+            .notes
+            .iter()
+            .any(|n| n.contains("compact JSON text")),
+        "{:?}",
+        imported.notes
+    );
+    // The index held responseElements as text; CloudTrail's record holds an object, which the
+    // wildcard reads as its JSON text.
     let failure = json!({
         "eventSource": "signin.amazonaws.com",
         "recipientAccountId": "987654321",
         "responseElements": {"ConsoleLogin": "Failure"},
     });
-    assert!(!r.when.holds(&failure));
-    let as_text = json!({
+    assert!(r.when.holds(&failure));
+    let success = json!({
         "eventSource": "signin.amazonaws.com",
         "recipientAccountId": "987654321",
-        "responseElements": "{ConsoleLogin=Failure}",
+        "responseElements": {"ConsoleLogin": "Success"},
     });
-    assert!(r.when.holds(&as_text));
+    assert!(!r.when.holds(&success));
 }
 
 #[test]

@@ -285,9 +285,20 @@ pub(super) fn json_test(col: &str, keys: &[String], test: &FieldTest) -> Result<
                     ),
                 )
             } else {
-                let op =
-                    text_op(op, &t, icase)?.ok_or("an operator this compiler does not know")?;
-                any_of(&flat, &format!("({is_string} AND {op})"))
+                let unknown = "an operator this compiler does not know";
+                let on_text = text_op(op, &t, icase)?.ok_or(unknown)?;
+                // As in the engine, a pattern also reads an object as its compact JSON text
+                // (Trino's JSON keeps keys sorted, as serde_json does).
+                let object_text = if icase {
+                    "lower(json_format(x))"
+                } else {
+                    "json_format(x)"
+                };
+                let on_object = text_op(op, object_text, icase)?.ok_or(unknown)?;
+                any_of(
+                    &flat,
+                    &format!("(({is_string} AND {on_text}) OR ({kind} = '{{' AND {on_object}))"),
+                )
             }
         }
     };
