@@ -34,6 +34,13 @@ pub struct RuleStats {
     pub terms_new: u64,
     /// Kept records that were not JSON on the second reading (should never happen).
     pub records_unreadable: u64,
+    /// Matching records without a readable eventTime: no rule could place them.
+    pub records_without_time: u64,
+    /// Matching records a new_terms or cardinality rule could not count: the term or the
+    /// counted field was missing.
+    pub values_missing: u64,
+    /// Events a threshold or cardinality rule dropped at its per-group cap.
+    pub series_truncated: u64,
     /// Windows the source could not run rules for (the Athena source, for now).
     pub windows_without_rules: u64,
 }
@@ -45,6 +52,9 @@ impl RuleStats {
         self.terms_seen += o.terms_seen;
         self.terms_new += o.terms_new;
         self.records_unreadable += o.records_unreadable;
+        self.records_without_time += o.records_without_time;
+        self.values_missing += o.values_missing;
+        self.series_truncated += o.series_truncated;
         self.windows_without_rules += o.windows_without_rules;
     }
 }
@@ -84,6 +94,9 @@ pub async fn detect_rules(
     }
     let result = engine.finish();
     out.stats.records_matched = result.stats.matched;
+    out.stats.records_without_time = result.stats.no_event_time;
+    out.stats.values_missing = result.stats.missing_value.values().sum();
+    out.stats.series_truncated = result.stats.truncated.values().sum();
     out.stats.hits = result.hits.len() as u64;
     out.stats.terms_seen = result.term_candidates.len() as u64;
     if mode == Mode::Hunt {

@@ -153,6 +153,21 @@ impl RunSummary {
                 ),
             );
         }
+        for (n, what) in [
+            (
+                rules.records_without_time,
+                "matching records without a readable eventTime",
+            ),
+            (
+                rules.values_missing,
+                "matching records without the term or counted field",
+            ),
+            (rules.series_truncated, "events over a rule's per-group cap"),
+        ] {
+            if n > 0 {
+                line(&mut out, &format!("  {what} (not counted by rules): {n}"));
+            }
+        }
         if rules.records_unreadable > 0 {
             line(
                 &mut out,
@@ -316,6 +331,7 @@ mod tests {
                 hits: 2,
                 terms_seen: 5,
                 terms_new: 1,
+                values_missing: 3,
                 ..Default::default()
             },
             store: crate::baseline::StoreCounters {
@@ -368,6 +384,7 @@ mod tests {
             "ignored (ignore list): 1",
             "310 pairs learned",
             "rules: 12 records matched, 2 hits, 1 new terms of 5 seen",
+            "matching records without the term or counted field (not counted by rules): 3",
             "1 critical, 5 low (6 new this run)",
             "6 to splunk, 6 to stdout",
             "444455556666: AccessDenied listing the bucket",
