@@ -382,8 +382,8 @@ impl SqlSettings {
 
 /// A window bound as the delivery stamp of object names, `YYYYMMDDTHHmmZ`. Object names carry
 /// whole minutes, so the bound is rounded up: an object delivered at minute `m` is in
-/// `[start, end)` exactly when `ceil(start) <= m < ceil(end)`.
-fn delivery_bound(t: Timestamp) -> String {
+/// `[start, end)` exactly when `ceil(start) <= m < ceil(end)`. The rule query shares it.
+pub(super) fn delivery_bound(t: Timestamp) -> String {
     let floor = t.floor_to(Span::minutes(1));
     let minute = if floor == t {
         t

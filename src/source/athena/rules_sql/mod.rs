@@ -57,8 +57,8 @@ mod tests;
 use serde_json::Value;
 
 use super::rows::ResultTable;
-use super::sql::{Day, SqlSettings};
-use crate::cloudtrail::{AccountId, Span, Timestamp};
+use super::sql::{delivery_bound, Day, SqlSettings};
+use crate::cloudtrail::AccountId;
 use crate::detect::rules::RuleSet;
 use crate::window::Window;
 
@@ -161,17 +161,6 @@ pub fn render(
     window: &Window,
 ) -> Result<String, RuleSqlError> {
     RuleQuery::compile(rules)?.render(settings, account, window)
-}
-
-/// As sql.rs: object names carry whole minutes, so a bound is rounded up to the minute.
-fn delivery_bound(t: Timestamp) -> String {
-    let floor = t.floor_to(Span::minutes(1));
-    let minute = if floor == t {
-        t
-    } else {
-        floor.saturating_add(Span::minutes(1))
-    };
-    minute.compact()
 }
 
 /// Drops whole-line `--` comments (as the template renderer does) and fills `{{name}}` tags
