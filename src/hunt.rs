@@ -142,6 +142,7 @@ impl Hunter {
         &self,
         account: &AccountId,
         batch: &ActivityBatch,
+        period: Period,
         mode: Mode,
     ) -> Result<RuleDetection, HuntError> {
         if self.rules.enabled().next().is_none() {
@@ -157,6 +158,7 @@ impl Hunter {
             window: &batch.window,
             now: self.now,
             levels: &self.config.severity.levels,
+            keep_state: matches!(period, Period::Scheduled),
         };
         Ok(detect_rules(&self.rules, records, self.store.as_ref(), &at, mode).await?)
     }
@@ -182,9 +184,10 @@ impl Hunter {
         let mut detection = detector
             .detect(self.store.as_ref(), &batch, mode, self.now)
             .await?;
-        let rules = self.run_rules(account, &batch, mode).await?;
+        let rules = self.run_rules(account, &batch, period, mode).await?;
         detection.findings.extend(rules.findings);
         detection.commit.pairs.extend(rules.pairs);
+        detection.commit.rule_states = rules.states;
         report.rules.merge(&rules.stats);
         let staged = self.store.stage(&detection.findings, &self.sinks).await?;
         self.store.commit(account, &detection.commit).await?;

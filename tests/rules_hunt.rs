@@ -341,3 +341,201 @@ async fn the_seed_examples_find_what_their_descriptions_say() {
         hunted.findings
     );
 }
+
+const BURST_RULES: &str = r#"
+[[rule]]
+id = "signin-burst"
+title = "Sign-in failures"
+severity = "medium"
+kind = "threshold"
+window = "5m"
+min_count = 4
+when = { all = [{ field = "eventName", equals = "ConsoleLogin" }, { field = "errorMessage", exists = true }] }
+
+[[rule]]
+id = "logging-stopped-daily"
+title = "Logging stopped (checked every 2 hours)"
+severity = "high"
+kind = "match"
+every = "2h"
+when = { field = "eventName", equals = "StopLogging" }
+"#;
+
+fn failed_signin(user: &str, time: &str) -> serde_json::Value {
+    let mut r = user_call(
+        ACCOUNT,
+        user,
+        "signin.amazonaws.com",
+        "ConsoleLogin",
+        time,
+        &format!("{user}-{time}"),
+    );
+    r["errorMessage"] = "Failed authentication".into();
+    r
+}
+
+/// Hourly scheduled hunts keep each rule's state in the store: a burst split across two
+/// hunts is found once, in the second; a reported burst is not reported again by its last
+/// records; a rule on a 2-hour schedule reports what happened in between when it is due, and
+/// nothing is lost or doubled by running the same hour again.
+#[tokio::test]
+async fn rule_state_carries_bursts_and_schedules_across_hourly_hunts() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    // Hour 10: mallory fails twice just before 11:00 (delivered 10:58); trent fails 4 times
+    // at 10:40 (a burst of its own) and once more at 10:58.
+    write_object(
+        &logs,
+        ACCOUNT,
+        "us-east-1",
+        "2024-05-02T10:58:00Z",
+        &[
+            failed_signin("mallory", "2024-05-02T10:56:00Z"),
+            failed_signin("mallory", "2024-05-02T10:57:00Z"),
+            failed_signin("trent", "2024-05-02T10:40:00Z"),
+            failed_signin("trent", "2024-05-02T10:40:30Z"),
+            failed_signin("trent", "2024-05-02T10:41:00Z"),
+            failed_signin("trent", "2024-05-02T10:41:30Z"),
+            failed_signin("trent", "2024-05-02T10:57:30Z"),
+        ],
+    );
+    // Hour 11: mallory twice more, one delivered late; trent once more; logging stopped.
+    let mut stop = user_call(
+        ACCOUNT,
+        "mallory",
+        "cloudtrail.amazonaws.com",
+        "StopLogging",
+        "2024-05-02T11:20:00Z",
+        "stop-1",
+    );
+    stop["requestParameters"] = serde_json::json!({"name": "main"});
+    write_object(
+        &logs,
+        ACCOUNT,
+        "us-east-1",
+        "2024-05-02T11:04:00Z",
+        &[
+            failed_signin("mallory", "2024-05-02T10:58:30Z"),
+            failed_signin("mallory", "2024-05-02T11:00:10Z"),
+            failed_signin("trent", "2024-05-02T11:01:00Z"),
+            stop,
+        ],
+    );
+    // Hour 12: quiet but for a read, so that the hour is hunted.
+    write_object(
+        &logs,
+        ACCOUNT,
+        "us-east-1",
+        "2024-05-02T12:30:00Z",
+        &[user_call(
+            ACCOUNT,
+            "alice",
+            "s3.amazonaws.com",
+            "ListBuckets",
+            "2024-05-02T12:29:00Z",
+            "read-1",
+        )],
+    );
+    let rules = Arc::new(RuleSet::parse(BURST_RULES, "burst.toml").unwrap());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    let mut config = Config::default();
+    config.hunt.settle = Span::ZERO;
+    config.hunt.lookback = Span::hours(1);
+    config.hunt.min_principal_age = Span::ZERO;
+    let hunt_at = |now: &str| {
+        let (config, store, logs, rules) = (&config, &store, &logs, rules.clone());
+        let now = t(now);
+        async move {
+            let result = common::run_with_rules_at(
+                config,
+                store,
+                logs,
+                Period::Scheduled,
+                Mode::Hunt,
+                &[],
+                rules,
+                now,
+            )
+            .await;
+            assert!(!result.failed(), "{:?}", result.summary.accounts_failed);
+            result
+        }
+    };
+    let fired = |r: &trailhound::muster::RunResult| -> Vec<(String, String, String)> {
+        rule_findings(&r.findings)
+            .iter()
+            .map(|f| {
+                (
+                    f.rule.clone().unwrap(),
+                    f.principal.key.rsplit('/').next().unwrap().to_string(),
+                    f.first_seen.to_string(),
+                )
+            })
+            .collect()
+    };
+
+    let hour10 = hunt_at("2024-05-02T11:00:00Z").await;
+    assert_eq!(
+        fired(&hour10),
+        [(
+            "signin-burst".to_string(),
+            "trent".to_string(),
+            "2024-05-02T10:40:00Z".to_string()
+        )],
+        "mallory's two failures are not yet a burst"
+    );
+    assert_eq!(
+        hour10.summary.rules.groups_carried, 2,
+        "mallory's two and trent's last one"
+    );
+
+    let hour11 = hunt_at("2024-05-02T12:00:00Z").await;
+    assert_eq!(
+        fired(&hour11),
+        [(
+            "signin-burst".to_string(),
+            "mallory".to_string(),
+            "2024-05-02T10:56:00Z".to_string()
+        )],
+        "mallory's burst is found whole; trent's two later failures are not a burst; the \
+         2-hour rule is not due"
+    );
+    let burst = &rule_findings(&hour11.findings)[0];
+    assert_eq!(burst.count, 4);
+    assert_eq!(hour11.summary.rules.groups_resumed, 2);
+    assert_eq!(hour11.summary.rules.rules_deferred, 1);
+
+    let hour12 = hunt_at("2024-05-02T13:00:00Z").await;
+    assert_eq!(
+        fired(&hour12),
+        [(
+            "logging-stopped-daily".to_string(),
+            "mallory".to_string(),
+            "2024-05-02T11:20:00Z".to_string()
+        )],
+        "the scheduled rule reports the hour it was not due for"
+    );
+
+    // The same hour again: the watermark has moved on, nothing is hunted twice.
+    let again = hunt_at("2024-05-02T13:00:00Z").await;
+    assert!(again.findings.is_empty());
+
+    let states = trailhound::baseline::BaselineStore::rule_states(
+        store.as_ref(),
+        &trailhound::cloudtrail::AccountId::parse(ACCOUNT).unwrap(),
+        &[
+            "signin-burst".to_string(),
+            "logging-stopped-daily".to_string(),
+        ],
+    )
+    .await
+    .unwrap();
+    let daily =
+        trailhound::detect::rule_state::RuleState::parse(&states["logging-stopped-daily"]).unwrap();
+    assert_eq!(daily.last_run.unwrap().to_string(), "2024-05-02T13:00:00Z");
+    assert!(
+        daily.groups.is_empty(),
+        "evaluated, a match rule keeps nothing"
+    );
+    assert!(daily.last_keys.keys().any(|k| k.ends_with("user/mallory")));
+}

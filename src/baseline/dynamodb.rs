@@ -211,9 +211,19 @@ impl BaselineStore for DynamoStore {
         self.read_since(account).await
     }
 
+    async fn rule_states(
+        &self,
+        account: &AccountId,
+        rules: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        if rules.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.read_rule_states(account, rules).await
+    }
+
     async fn commit(&self, account: &AccountId, commit: &Commit) -> Result<(), StoreError> {
-        self.write_commit(account, &commit.pairs, &commit.principals, commit.watermark)
-            .await
+        self.write_commit(account, commit).await
     }
 
     async fn stage(&self, findings: &[Finding], sinks: &[String]) -> Result<usize, StoreError> {

@@ -73,6 +73,9 @@ pub struct Commit {
     pub pairs: Vec<PairWrite>,
     /// New principals and when they were first seen.
     pub principals: Vec<(String, PrincipalState)>,
+    /// Rules' state after the window (rule id, state as JSON; see `detect::rule_state`),
+    /// replacing what was stored for them.
+    pub rule_states: Vec<(String, String)>,
     /// The end of the hunted window: the new watermark.
     pub watermark: Option<Timestamp>,
 }
@@ -113,12 +116,20 @@ pub trait BaselineStore: Send + Sync {
         keys: &[String],
     ) -> Result<HashMap<String, PrincipalState>, StoreError>;
 
+    /// The stored state of the named rules in `account` (JSON, as committed); rules with
+    /// none are absent.
+    async fn rule_states(
+        &self,
+        account: &AccountId,
+        rules: &[String],
+    ) -> Result<HashMap<String, String>, StoreError>;
+
     /// When the account's history starts: the earliest first-seen of any of its principals.
     async fn account_since(&self, account: &AccountId) -> Result<Option<Timestamp>, StoreError>;
 
-    /// Applies a window's baseline writes and advances the watermark, clearing the pending
-    /// window. On stores that allow it this is one transaction; otherwise the watermark is
-    /// written last, so a stop part way only causes the window to be redone.
+    /// Applies a window's baseline writes and rule states and advances the watermark, clearing
+    /// the pending window. On stores that allow it this is one transaction; otherwise the
+    /// watermark is written last, so a stop part way only causes the window to be redone.
     async fn commit(&self, account: &AccountId, commit: &Commit) -> Result<(), StoreError>;
 
     /// Stores findings in the outbox as pending for each of `sinks`. A finding whose id is

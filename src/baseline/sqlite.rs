@@ -287,6 +287,20 @@ impl BaselineStore for SqliteStore {
         .await
     }
 
+    async fn rule_states(
+        &self,
+        account: &AccountId,
+        rules: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let account = account.as_str().to_string();
+        let rules = rules.to_vec();
+        self.run(
+            format!("reading the rules' state of {account}"),
+            move |conn| baseline_rows::read_rule_states(conn, &account, &rules),
+        )
+        .await
+    }
+
     async fn account_since(&self, account: &AccountId) -> Result<Option<Timestamp>, StoreError> {
         let account = account.as_str().to_string();
         self.run(format!("reading the history of {account}"), move |conn| {

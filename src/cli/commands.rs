@@ -101,7 +101,7 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
             super::aws_commands::account(cli, &config, id, logs, output, period).await
         }
         Command::Tables => super::aws_commands::tables(&config).await,
-        Command::Rules { action } => super::rules::run(&config, action).await,
+        Command::Rules { action } => super::rules::run(&config, &cli.state, action).await,
         Command::Baseline => {
             if config.store.kind != trailhound::config::StoreKind::Sqlite {
                 bail!("`baseline` shows the SQLite state file; with [store] kind = \"dynamodb\" look at the table in the AWS console");

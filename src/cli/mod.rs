@@ -76,6 +76,18 @@ pub enum RulesCommand {
         /// Where to write the rule file (a folder to list in `[rules] folders`).
         #[arg(long, value_name = "FILE", default_value = "rules.d/imported.toml")]
         out: PathBuf,
+        /// Also store each rule's memory (LastRun, LastAggResult) in the state store for these
+        /// accounts, so that keys the old system had seen recently are not new on the first
+        /// hunt.
+        #[arg(long = "seed-state", value_name = "ACCOUNT")]
+        seed_state: Vec<String>,
+    },
+    /// What each rule keeps in the store for an account: last evaluation, what fired then,
+    /// and the groups carried into the next window.
+    State {
+        /// The account whose rule state to show.
+        #[arg(long, value_name = "ID")]
+        account: String,
     },
 }
 

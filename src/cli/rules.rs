@@ -8,27 +8,120 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Map, Value};
 
+use trailhound::cloudtrail::{AccountId, Timestamp};
 use trailhound::config::Config;
+use trailhound::detect::rule_findings::imported_memory;
+use trailhound::detect::rule_state::RuleState;
 use trailhound::detect::rules::{RuleKind, RuleSet};
-use trailhound::detect::rules_import::{import, render_file};
+use trailhound::detect::rules_import::{import, render_file, ImportReport};
 
 use super::parts;
 use super::RulesCommand;
 
-pub async fn run(config: &Config, action: &RulesCommand) -> Result<ExitCode> {
+pub async fn run(config: &Config, state: &Path, action: &RulesCommand) -> Result<ExitCode> {
     match action {
         RulesCommand::List => list(config),
         RulesCommand::Check { paths } => check(paths),
-        RulesCommand::Import { file, table, out } => {
+        RulesCommand::Import {
+            file,
+            table,
+            out,
+            seed_state,
+        } => {
+            let accounts = seed_state
+                .iter()
+                .map(|a| AccountId::parse(a).map_err(|e| anyhow::anyhow!("--seed-state {a}: {e}")))
+                .collect::<Result<Vec<_>>>()?;
             let text = match (file, table) {
                 (Some(path), None) => std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?,
                 (None, Some(table)) => scan_table(table).await?,
                 _ => bail!("give a FILE or --table NAME"),
             };
-            import_into(&text, out)
+            let (code, report) = import_into(&text, out)?;
+            if !accounts.is_empty() {
+                seed(config, state, &report, &accounts).await?;
+            }
+            Ok(code)
+        }
+        RulesCommand::State { account } => {
+            let account = AccountId::parse(account)
+                .map_err(|e| anyhow::anyhow!("--account {account}: {e}"))?;
+            show_state(config, state, &account).await
         }
     }
+}
+
+/// Stores the imported rules' memory for each account, with the rules as they were written.
+async fn seed(
+    config: &Config,
+    state: &Path,
+    report: &ImportReport,
+    accounts: &[AccountId],
+) -> Result<()> {
+    let store = parts::store(state, config).await?;
+    let written: Vec<(&str, &str)> = report
+        .rules
+        .iter()
+        .map(|r| (r.id.as_str(), r.toml.as_str()))
+        .collect();
+    let rules = RuleSet::from_texts(written)?;
+    let now = Timestamp::now();
+    for imported in &report.rules {
+        let (Some(memory), Some(rule)) = (&imported.state, rules.get(&imported.id)) else {
+            continue;
+        };
+        let (commit, expired) = imported_memory(rule, memory, now);
+        for account in accounts {
+            store.commit(account, &commit).await?;
+        }
+        eprintln!(
+            "{}: state stored for {} accounts: last run {}, {} keys remembered, {} keys already past their history",
+            imported.id,
+            accounts.len(),
+            memory
+                .last_run
+                .map_or("never".to_string(), |t| Timestamp::from_unix(t).to_string()),
+            commit.pairs.len(),
+            expired
+        );
+    }
+    Ok(())
+}
+
+async fn show_state(config: &Config, state: &Path, account: &AccountId) -> Result<ExitCode> {
+    let rules = parts::rules(config)?;
+    let store = parts::store(state, config).await?;
+    let ids: Vec<String> = rules.rules().iter().map(|r| r.id.clone()).collect();
+    let states = store.rule_states(account, &ids).await?;
+    for id in &ids {
+        let Some(text) = states.get(id) else {
+            continue;
+        };
+        match RuleState::parse(text) {
+            Ok(s) => {
+                let time = |t: Option<Timestamp>| t.map_or("-".to_string(), |t| t.to_string());
+                println!(
+                    "{id:<42} last run {:<20} through {:<20} carried groups {:<5} fired: {}",
+                    time(s.last_run),
+                    time(s.through),
+                    s.groups.len(),
+                    s.last_keys
+                        .iter()
+                        .map(|(k, t)| format!("{k} ({t})"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+            Err(e) => println!("{id:<42} unreadable state: {e}"),
+        }
+    }
+    eprintln!(
+        "{} of {} rules have state for {account}",
+        states.len(),
+        ids.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list(config: &Config) -> Result<ExitCode> {
@@ -73,7 +166,7 @@ fn check(paths: &[PathBuf]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn import_into(text: &str, out: &Path) -> Result<ExitCode> {
+fn import_into(text: &str, out: &Path) -> Result<(ExitCode, ImportReport)> {
     let report = import(text).context("reading the rules to import")?;
     for failure in &report.failures {
         eprintln!(
@@ -104,11 +197,12 @@ fn import_into(text: &str, out: &Path) -> Result<ExitCode> {
         out.display(),
         report.failures.len()
     );
-    Ok(if report.failures.is_empty() {
+    let code = if report.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
-    })
+    };
+    Ok((code, report))
 }
 
 /// The table's items in `aws dynamodb scan` form, every page.

@@ -4,6 +4,7 @@ pub mod compose;
 pub mod context;
 pub mod first_seen;
 pub mod rule_findings;
+pub mod rule_state;
 pub mod rules;
 pub mod rules_import;
 pub mod severity;

@@ -11,10 +11,13 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::rules::{Evidence, Rule, RuleEngine, RuleHit, RuleKind, RuleSet, TermCandidate};
+use super::rule_state::{self, RuleState, Standing};
+use super::rules::{
+    Evidence, Rule, RuleEngine, RuleHit, RuleKind, RuleRun, RuleSet, TermCandidate,
+};
 use super::Mode;
 use crate::alert::{finding_id, Finding, FindingKind, Level, PrincipalRef, Reason, Severity};
-use crate::baseline::{BaselineStore, PairKey, PairState, PairWrite, StoreError};
+use crate::baseline::{BaselineStore, Commit, PairKey, PairState, PairWrite, StoreError};
 use crate::cloudtrail::{AccountId, IdentityType, Span, Timestamp};
 use crate::config::LevelThresholds;
 use crate::window::Window;
@@ -41,8 +44,22 @@ pub struct RuleStats {
     pub values_missing: u64,
     /// Events a threshold or cardinality rule dropped at its per-group cap.
     pub series_truncated: u64,
-    /// Windows the source could not run rules for (the Athena source, for now).
+    /// Windows the source could not run rules for.
     pub windows_without_rules: u64,
+    /// Groups rules resumed from their state, and kept for the next window.
+    pub groups_resumed: u64,
+    pub groups_carried: u64,
+    /// Groups a rule could have kept but that did not fit its state's size limit.
+    pub groups_dropped: u64,
+    /// Rules not yet due on their schedule (per window), and rules evaluated before they
+    /// were due because what they kept outgrew the limit.
+    pub rules_deferred: u64,
+    pub rules_evaluated_early: u64,
+    /// Rules skipped because their stored state already covered the window (a run that
+    /// stopped between the rules' state and the watermark).
+    pub rules_already_done: u64,
+    /// Stored rule states that could not be read (the rule started afresh).
+    pub states_unreadable: u64,
 }
 
 impl RuleStats {
@@ -56,14 +73,23 @@ impl RuleStats {
         self.values_missing += o.values_missing;
         self.series_truncated += o.series_truncated;
         self.windows_without_rules += o.windows_without_rules;
+        self.groups_resumed += o.groups_resumed;
+        self.groups_carried += o.groups_carried;
+        self.groups_dropped += o.groups_dropped;
+        self.rules_deferred += o.rules_deferred;
+        self.rules_evaluated_early += o.rules_evaluated_early;
+        self.rules_already_done += o.rules_already_done;
+        self.states_unreadable += o.states_unreadable;
     }
 }
 
-/// The rules' share of a window: findings to stage, history to commit.
+/// The rules' share of a window: findings to stage, history and state to commit.
 #[derive(Debug, Default)]
 pub struct RuleDetection {
     pub findings: Vec<Finding>,
     pub pairs: Vec<PairWrite>,
+    /// (rule id, state as JSON).
+    pub states: Vec<(String, String)>,
     pub stats: RuleStats,
 }
 
@@ -73,10 +99,13 @@ pub struct RuleWindow<'a> {
     pub window: &'a Window,
     pub now: Timestamp,
     pub levels: &'a LevelThresholds,
+    /// Whether rules resume from and save their state in the store (scheduled hunts only).
+    pub keep_state: bool,
 }
 
 /// Runs `rules` over the kept `records` of one window. In learn mode new terms are
-/// remembered and nothing is reported.
+/// remembered and nothing is reported. With `at.keep_state` each rule resumes from its state
+/// in the store and the new states come back in [`RuleDetection::states`].
 pub async fn detect_rules(
     rules: &RuleSet,
     records: &[String],
@@ -84,15 +113,42 @@ pub async fn detect_rules(
     at: &RuleWindow<'_>,
     mode: Mode,
 ) -> Result<RuleDetection, StoreError> {
-    let mut engine = RuleEngine::new(rules);
     let mut out = RuleDetection::default();
+    let (states, unreadable) = if at.keep_state {
+        read_states(rules, store, at).await?
+    } else {
+        Default::default()
+    };
+    out.stats.states_unreadable = unreadable.len() as u64;
+    let mut before: HashMap<String, RuleState> = HashMap::new();
+    let mut done = Vec::new();
+    for (id, state) in states {
+        match state.standing(at.window.end) {
+            Standing::Fresh => {}
+            Standing::Before(state) => {
+                before.insert(id, state);
+            }
+            Standing::Done => done.push(id),
+        }
+    }
+    out.stats.rules_already_done = done.len() as u64;
+    let mut engine = RuleEngine::with(rules, |r| !done.contains(&r.id));
+    for (id, state) in &mut before {
+        out.stats.groups_resumed += engine.resume(id, std::mem::take(&mut state.groups));
+    }
     for text in records {
         match serde_json::from_str::<serde_json::Value>(text) {
             Ok(v) => engine.observe(&v),
             Err(_) => out.stats.records_unreadable += 1,
         }
     }
-    let result = engine.finish();
+    let end = at.window.end;
+    let (result, runs) = if at.keep_state {
+        let due = |r: &Rule| rule_state::due(r, before.get(&r.id), end);
+        engine.finish_scheduled(&due, end, rule_state::MAX_GROUP_BYTES)
+    } else {
+        (engine.finish(), Vec::new())
+    };
     out.stats.records_matched = result.stats.matched;
     out.stats.records_without_time = result.stats.no_event_time;
     out.stats.values_missing = result.stats.missing_value.values().sum();
@@ -106,10 +162,17 @@ pub async fn detect_rules(
             }
         }
     }
+    let mut new_keys: HashMap<&str, Vec<(String, Timestamp)>> = HashMap::new();
     let new_terms = new_terms(rules, &result.term_candidates, store, at.account).await?;
     for (candidate, write, is_new) in new_terms {
         if is_new {
             out.stats.terms_new += 1;
+            let mut values: Vec<String> = candidate.group.iter().map(|(_, v)| v.clone()).collect();
+            values.extend(candidate.term.iter().cloned());
+            new_keys
+                .entry(candidate.rule_id.as_str())
+                .or_default()
+                .push((rule_state::key_text(&values), candidate.last_seen));
             if mode == Mode::Hunt {
                 if let Some(rule) = rules.get(&candidate.rule_id) {
                     out.findings.push(term_finding(rule, candidate, at));
@@ -120,20 +183,144 @@ pub async fn detect_rules(
             out.pairs.push(write);
         }
     }
+    for run in runs {
+        let prior = before.remove(&run.rule_id);
+        let mut fired: Vec<(String, Timestamp)> = run
+            .fired
+            .iter()
+            .map(|(key, t)| (rule_state::key_text(key), *t))
+            .collect();
+        fired.extend(new_keys.remove(run.rule_id.as_str()).unwrap_or_default());
+        // A rule with a schedule always writes its state down, and an unreadable state is
+        // replaced rather than counted again at every window.
+        let keep = unreadable.contains(&run.rule_id)
+            || rules.get(&run.rule_id).is_some_and(|r| r.every.is_some());
+        if let Some(state) = next_state(&run, keep, prior, fired, end, &mut out.stats) {
+            out.states.push((run.rule_id.clone(), state.to_json()));
+        }
+    }
     Ok(out)
 }
 
+/// The stored states of the enabled rules, and the rules whose state cannot be read (they
+/// start afresh).
+async fn read_states(
+    rules: &RuleSet,
+    store: &dyn BaselineStore,
+    at: &RuleWindow<'_>,
+) -> Result<(HashMap<String, RuleState>, Vec<String>), StoreError> {
+    let ids: Vec<String> = rules.enabled().map(|r| r.id.clone()).collect();
+    let mut states = HashMap::new();
+    let mut unreadable = Vec::new();
+    for (id, text) in store.rule_states(at.account, &ids).await? {
+        match RuleState::parse(&text) {
+            Ok(state) => {
+                states.insert(id, state);
+            }
+            Err(e) => {
+                tracing::warn!(rule = %id, account = %at.account, error = %e,
+                    "the rule's stored state is unreadable; the rule starts afresh");
+                unreadable.push(id);
+            }
+        }
+    }
+    Ok((states, unreadable))
+}
+
+/// The state a rule leaves after this window, or `None` when there is nothing worth a write:
+/// a rule not to `keep` that carries nothing, carried nothing and fired nothing.
+fn next_state(
+    run: &RuleRun,
+    keep: bool,
+    prior: Option<RuleState>,
+    fired: Vec<(String, Timestamp)>,
+    end: Timestamp,
+    stats: &mut RuleStats,
+) -> Option<RuleState> {
+    if run.evaluated {
+        stats.groups_carried += run.saved.len() as u64;
+        stats.groups_dropped += run.dropped;
+        stats.rules_evaluated_early += u64::from(run.early);
+    } else {
+        stats.rules_deferred += 1;
+    }
+    let had_groups = prior.as_ref().is_some_and(|p| !p.groups.is_empty());
+    let mut state = prior.unwrap_or_default();
+    if run.evaluated {
+        state.last_run = Some(end);
+        if !fired.is_empty() {
+            state.last_keys = fired.into_iter().take(rule_state::MAX_LAST_KEYS).collect();
+        }
+    }
+    let fired_now = run.evaluated && !run.fired.is_empty();
+    let worth = keep || had_groups || !run.saved.is_empty() || fired_now;
+    state.through = Some(end);
+    state.groups = run.saved.clone();
+    worth.then_some(state)
+}
+
 fn history_key(c: &TermCandidate) -> PairKey {
-    let mut principal = format!("rule:{}", c.rule_id);
-    for (_, value) in &c.group {
+    let group: Vec<&str> = c.group.iter().map(|(_, v)| v.as_str()).collect();
+    term_key(&c.rule_id, &group, &c.term)
+}
+
+fn term_key(rule_id: &str, group: &[&str], term: &[String]) -> PairKey {
+    let mut principal = format!("rule:{rule_id}");
+    for value in group {
         principal.push('\u{1f}');
         principal.push_str(value);
     }
     PairKey {
         principal,
-        action: c.term.join("\u{1f}"),
+        action: term.join("\u{1f}"),
         outcome: TERM.to_string(),
     }
+}
+
+/// The store writes that carry an imported Elasticsearch rule's memory over: each
+/// `LastAggResult` key becomes the new_terms history of `rule` (one global group, one term, as
+/// the importer writes them) seen at its time, and `LastRun` and the keys become the rule's
+/// state. Keys whose history has already run out at `now` are left out and counted.
+pub fn imported_memory(
+    rule: &Rule,
+    memory: &crate::detect::rules_import::RuleState,
+    now: Timestamp,
+) -> (Commit, u64) {
+    let mut commit = Commit::default();
+    let mut expired = 0;
+    if let RuleKind::NewTerms { history, terms, .. } = &rule.kind {
+        if rule.group_by.is_empty() && terms.len() == 1 {
+            for (key, seen) in &memory.last_keys {
+                let seen = Timestamp::from_unix(*seen);
+                let expires = seen.saturating_add(*history);
+                if expires <= now {
+                    expired += 1;
+                    continue;
+                }
+                commit.pairs.push(PairWrite {
+                    key: term_key(&rule.id, &[], std::slice::from_ref(key)),
+                    state: PairState {
+                        first_seen: seen,
+                        last_seen: seen,
+                        count: 1,
+                        expires,
+                    },
+                });
+            }
+        }
+    }
+    let state = RuleState {
+        through: None,
+        last_run: memory.last_run.map(Timestamp::from_unix),
+        last_keys: memory
+            .last_keys
+            .iter()
+            .map(|(k, t)| (k.clone(), Timestamp::from_unix(*t)))
+            .collect(),
+        groups: Vec::new(),
+    };
+    commit.rule_states.push((rule.id.clone(), state.to_json()));
+    (commit, expired)
 }
 
 /// Each candidate with the history write it needs (if any) and whether it is new: unseen
@@ -396,4 +583,136 @@ fn term_finding(rule: &Rule, c: &TermCandidate, at: &RuleWindow<'_>) -> Finding 
         },
         at,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::sqlite::SqliteStore;
+
+    const RULES: &str = r#"
+[[rule]]
+id = "stop"
+title = "Stop"
+severity = "high"
+kind = "match"
+when = { field = "eventName", equals = "StopLogging" }
+
+[[rule]]
+id = "burst"
+title = "Burst"
+severity = "low"
+kind = "threshold"
+window = "5m"
+min_count = 3
+when = { field = "eventName", equals = "StopLogging" }
+"#;
+
+    fn stop_record(time: &str) -> String {
+        serde_json::json!({
+            "eventTime": time, "eventName": "StopLogging", "eventID": time,
+            "eventSource": "cloudtrail.amazonaws.com",
+            "userIdentity": {"type": "Root", "arn": "arn:aws:iam::111122223333:root"}
+        })
+        .to_string()
+    }
+
+    /// A run that stopped after storing the rules' state but before moving the watermark
+    /// redoes the window: rules whose state covers it are not run again (their findings and
+    /// history are stored already), the others are.
+    #[tokio::test]
+    async fn a_window_already_in_a_rules_state_is_not_run_again_for_it() {
+        let rules = RuleSet::parse(RULES, "t.toml").unwrap();
+        let store = SqliteStore::open_in_memory().unwrap();
+        let account = AccountId::parse("111122223333").unwrap();
+        let window = Window::new(
+            Timestamp::parse("2024-05-02T10:00:00Z").unwrap(),
+            Timestamp::parse("2024-05-02T11:00:00Z").unwrap(),
+        )
+        .unwrap();
+        let levels = LevelThresholds::default();
+        let at = RuleWindow {
+            account: &account,
+            window: &window,
+            now: window.end,
+            levels: &levels,
+            keep_state: true,
+        };
+        let records: Vec<String> = ["10:59:00", "10:59:10", "10:59:20"]
+            .iter()
+            .map(|t| stop_record(&format!("2024-05-02T{t}Z")))
+            .collect();
+        let first = detect_rules(&rules, &records, &store, &at, Mode::Hunt)
+            .await
+            .unwrap();
+        assert_eq!(first.findings.len(), 2);
+        let commit = Commit {
+            rule_states: first.states.clone(),
+            ..Commit::default()
+        };
+        store.commit(&account, &commit).await.unwrap();
+        let stored: Vec<&str> = first.states.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            stored,
+            ["burst", "stop"],
+            "both fired, so both keep their last keys"
+        );
+
+        let redo = detect_rules(&rules, &records, &store, &at, Mode::Hunt)
+            .await
+            .unwrap();
+        assert!(redo.findings.is_empty());
+        assert_eq!(redo.stats.rules_already_done, 2);
+
+        // A replay (no state kept) runs every rule whatever the store holds.
+        let replay = RuleWindow {
+            keep_state: false,
+            ..at
+        };
+        let again = detect_rules(&rules, &records, &store, &replay, Mode::Hunt)
+            .await
+            .unwrap();
+        let ids = |d: &RuleDetection| d.findings.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&again),
+            ids(&first),
+            "the same findings under the same ids"
+        );
+        assert!(again.states.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_state_is_counted_and_the_rule_starts_afresh() {
+        let rules = RuleSet::parse(RULES, "t.toml").unwrap();
+        let store = SqliteStore::open_in_memory().unwrap();
+        let account = AccountId::parse("111122223333").unwrap();
+        let commit = Commit {
+            rule_states: vec![("burst".to_string(), "{not json".to_string())],
+            ..Commit::default()
+        };
+        store.commit(&account, &commit).await.unwrap();
+        let window = Window::new(
+            Timestamp::parse("2024-05-02T10:00:00Z").unwrap(),
+            Timestamp::parse("2024-05-02T11:00:00Z").unwrap(),
+        )
+        .unwrap();
+        let levels = LevelThresholds::default();
+        let at = RuleWindow {
+            account: &account,
+            window: &window,
+            now: window.end,
+            levels: &levels,
+            keep_state: true,
+        };
+        let records = vec![stop_record("2024-05-02T10:10:00Z")];
+        let out = detect_rules(&rules, &records, &store, &at, Mode::Hunt)
+            .await
+            .unwrap();
+        assert_eq!(out.stats.states_unreadable, 1);
+        assert_eq!(out.findings.len(), 1, "the match rule still fires");
+        assert!(
+            out.states.iter().any(|(id, _)| id == "burst"),
+            "the unreadable state is replaced"
+        );
+    }
 }

@@ -13,8 +13,9 @@
 //! | `AlertMinimumEventCount`          | `min_count`                                           |
 //! | no aggregation                    | `kind = "match"`                                      |
 //! | `query`                           | `[rule.when]`; the `range` on eventTime (the run window) is dropped |
-//! | `RunScheduleInMinutes`, `ES_Index`, `RuleType` | comments (trailhound runs rules every hunt window) |
-//! | `LastRun`, `LastAggResult`        | [`RuleState`], for seeding the new-terms history      |
+//! | `RunScheduleInMinutes`            | `every` (the rule's schedule; see `rules::model`)     |
+//! | `ES_Index`, `RuleType`            | comments                                              |
+//! | `LastRun`, `LastAggResult`        | [`RuleState`]: `rules import --seed-state` stores it as the rule's state and new-terms history |
 //!
 //! Every construct that cannot be converted is reported with its place in the query
 //! (`query.bool.must[2].fuzzy`) and the rule is skipped; where the meaning shifts (text
@@ -368,10 +369,11 @@ impl Converted {
                 .map(|i| format!(", index {i}"))
                 .unwrap_or_default(),
         )];
-        if let Some(m) = item.run_schedule_minutes {
-            comments.push(format!(
-                "It ran every {m} minutes there; trailhound runs it once per hunt window."
-            ));
+        if item.run_schedule_minutes == Some(0) {
+            comments.push(
+                "RunScheduleInMinutes was 0: trailhound evaluates it at every hunt window."
+                    .to_string(),
+            );
         }
         for why in disable {
             comments.push(format!("Imported disabled: {why}"));
@@ -390,6 +392,7 @@ impl Converted {
             title: &title(item),
             text: &text(item),
             enabled: disable.is_empty(),
+            every_minutes: item.run_schedule_minutes.filter(|m| *m > 0),
             new_terms,
             min_count: self.min_count,
             when: &self.when,

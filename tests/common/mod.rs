@@ -48,6 +48,32 @@ pub async fn run_with_rules(
     sinks: &[Box<dyn Sink>],
     rules: Arc<trailhound::detect::rules::RuleSet>,
 ) -> RunResult {
+    run_with_rules_at(
+        config,
+        store,
+        logs,
+        period,
+        mode,
+        sinks,
+        rules,
+        Timestamp::now(),
+    )
+    .await
+}
+
+/// [`run_with_rules`] as if it ran at `now`: a scheduled hunt covers up to `now` minus the
+/// settle time.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with_rules_at(
+    config: &Config,
+    store: &Arc<SqliteStore>,
+    logs: &std::path::Path,
+    period: Period,
+    mode: Mode,
+    sinks: &[Box<dyn Sink>],
+    rules: Arc<trailhound::detect::rules::RuleSet>,
+    now: Timestamp,
+) -> RunResult {
     let engine = Arc::new(trailhound::detect::rules::RuleEngine::new(&rules));
     let source = Arc::new(
         FolderSource::open(logs)
@@ -60,7 +86,7 @@ pub async fn run_with_rules(
         store: store.clone(),
         source,
         sinks: sinks.iter().map(|s| s.name()).collect(),
-        now: Timestamp::now(),
+        now,
         rules,
     };
     muster::run(&hunter, accounts, period, mode, 2, sinks)

@@ -88,6 +88,7 @@ macro_rules! baseline_contract_tests {
             watermark_never_moves_backwards,
             pending_window_is_cleared_by_commit,
             a_first_window_can_be_pending_before_any_watermark,
+            rule_states_are_per_account_and_replaced_whole,
         );
     };
 }
@@ -596,6 +597,7 @@ pub async fn values_that_look_like_injection_are_stored_verbatim(store: &dyn Bas
                 kind: IdentityType::Unknown,
             },
         )],
+        rule_states: vec![(evil.to_string(), format!("{{\"v\": \"{evil}'; --\"}}"))],
         watermark: Some(at(10)),
     };
     store.commit(&account(), &commit).await.unwrap();
@@ -611,6 +613,11 @@ pub async fn values_that_look_like_injection_are_stored_verbatim(store: &dyn Bas
         .await
         .unwrap();
     assert_eq!(known[&k], state(1, 2, 3, 1000));
+    let states = store
+        .rule_states(&account(), &[evil.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(states[evil], format!("{{\"v\": \"{evil}'; --\"}}"));
     let principals = store
         .known_principals(&account(), &[evil.to_string()])
         .await
@@ -635,6 +642,38 @@ pub async fn values_that_look_like_injection_are_stored_verbatim(store: &dyn Bas
     };
     assert!(store
         .known_pairs(&account(), &[wrong, shifted], at(5))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn rule_states_are_per_account_and_replaced_whole(store: &dyn BaselineStore) {
+    let rules = vec!["r1".to_string(), "r2".to_string(), "absent".to_string()];
+    assert!(store
+        .rule_states(&account(), &rules)
+        .await
+        .unwrap()
+        .is_empty());
+    let first = Commit {
+        rule_states: vec![
+            ("r1".to_string(), "{\"n\": 1}".to_string()),
+            ("r2".to_string(), "x".repeat(200_000)),
+        ],
+        ..Commit::default()
+    };
+    store.commit(&account(), &first).await.unwrap();
+    let second = Commit {
+        rule_states: vec![("r1".to_string(), "{\"n\": 2}".to_string())],
+        watermark: Some(at(100)),
+        ..Commit::default()
+    };
+    store.commit(&account(), &second).await.unwrap();
+    let got = store.rule_states(&account(), &rules).await.unwrap();
+    assert_eq!(got.len(), 2, "a rule with no state is absent");
+    assert_eq!(got["r1"], "{\"n\": 2}");
+    assert_eq!(got["r2"].len(), 200_000, "a large state comes back whole");
+    assert!(store
+        .rule_states(&other_account(), &rules)
         .await
         .unwrap()
         .is_empty());

@@ -8,12 +8,12 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::calls::{built, Conditional, UpdateSpec};
 use super::keys::{
-    account_pk, key, n, opt_i64, opt_time, pair_sk, principal_sk, req_str, req_time, req_u64, s,
-    sort_key_of, Item, ACTION, COUNT, CURSOR_SK, EXPIRES_AT, FIRST_SEEN, KIND, LAST_SEEN, OUTCOME,
-    PENDING_END, PK, PRINCIPAL, SINCE, SK, WATERMARK,
+    account_pk, key, n, opt_i64, opt_time, pair_sk, principal_sk, req_str, req_time, req_u64,
+    rule_state_sk, s, sort_key_of, Item, ACTION, COUNT, CURSOR_SK, EXPIRES_AT, FIRST_SEEN, KIND,
+    LAST_SEEN, OUTCOME, PENDING_END, PK, PRINCIPAL, RULE, SINCE, SK, STATE, WATERMARK,
 };
 use super::DynamoStore;
-use crate::baseline::{PairKey, PairState, PairWrite, PrincipalState, StoreError};
+use crate::baseline::{Commit, PairKey, PairState, PairWrite, PrincipalState, StoreError};
 use crate::cloudtrail::{AccountId, IdentityType, Timestamp};
 use crate::window::Cursor;
 
@@ -149,22 +149,82 @@ impl DynamoStore {
         }
     }
 
-    /// Pairs, then principals, then the watermark: a stop part way leaves the watermark
-    /// behind, so the window is redone, and every write here can be redone.
+    pub(super) async fn read_rule_states(
+        &self,
+        account: &AccountId,
+        rules: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let what = format!("reading the rules' state of {account}");
+        let pk = account_pk(account);
+        let asked: HashMap<String, &String> = rules.iter().map(|r| (rule_state_sk(r), r)).collect();
+        let items = self
+            .batch_get(
+                &what,
+                asked.keys().map(|sk| (pk.clone(), sk.clone())),
+                &[STATE],
+                true,
+            )
+            .await?;
+        let mut found = HashMap::new();
+        for item in &items {
+            if let Some(rule) = sort_key_of(item).and_then(|sk| asked.get(sk)) {
+                found.insert((*rule).clone(), req_str(item, STATE)?.to_string());
+            }
+        }
+        Ok(found)
+    }
+
+    /// Pairs, then principals, then rule states, then the watermark: a stop part way leaves
+    /// the watermark behind, so the window is redone, and every write here can be redone.
     pub(super) async fn write_commit(
         &self,
         account: &AccountId,
-        pairs: &[PairWrite],
-        principals: &[(String, PrincipalState)],
-        watermark: Option<Timestamp>,
+        commit: &Commit,
     ) -> Result<(), StoreError> {
         let what = format!("committing the window of {account}");
-        self.write_pairs(&what, account, pairs).await?;
-        self.write_principals(&what, account, principals).await?;
+        self.write_pairs(&what, account, &commit.pairs).await?;
+        self.write_principals(&what, account, &commit.principals)
+            .await?;
+        self.write_rule_states(&what, account, &commit.rule_states)
+            .await?;
+        let watermark = commit.watermark;
         if let Some(watermark) = watermark {
             self.advance_watermark(&what, account, watermark).await?;
         }
         Ok(())
+    }
+
+    /// Batched puts: a rule's state is replaced whole.
+    async fn write_rule_states(
+        &self,
+        what: &str,
+        account: &AccountId,
+        states: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        let pk = account_pk(account);
+        // One write per item per batch: the last state named for a rule wins.
+        let merged: BTreeMap<String, (&String, &String)> = states
+            .iter()
+            .map(|(rule, state)| (rule_state_sk(rule), (rule, state)))
+            .collect();
+        let writes = merged
+            .into_iter()
+            .map(|(sk, (rule, state))| {
+                let item: Item = HashMap::from([
+                    (PK.to_string(), s(pk.clone())),
+                    (SK.to_string(), s(sk)),
+                    (RULE.to_string(), s(rule.clone())),
+                    (STATE.to_string(), s(state.clone())),
+                ]);
+                let put = PutRequest::builder().set_item(Some(item)).build();
+                put.map(|p| WriteRequest::builder().put_request(p).build())
+                    .map_err(built)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(what, writes).await
     }
 
     /// Batched puts, which cannot carry conditions; the earliest first-seen is kept by reading

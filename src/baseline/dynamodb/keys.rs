@@ -34,6 +34,8 @@ pub(super) const LEVEL: &str = "level";
 pub(super) const SCORE: &str = "score";
 pub(super) const SINK: &str = "sink";
 pub(super) const DELIVERED_AT: &str = "delivered_at";
+pub(super) const RULE: &str = "rule";
+pub(super) const STATE: &str = "state";
 
 /// The sort key of an account's cursor item, and of a finding's own item.
 pub(super) const CURSOR_SK: &str = "C";
@@ -86,6 +88,11 @@ pub(super) fn pair_sk(key: &PairKey) -> String {
 
 pub(super) fn principal_sk(principal: &str) -> String {
     compose("R", &[principal], MAX_SORT_KEY)
+}
+
+/// A rule's state in the account's partition (`U`: `R` is taken by principals).
+pub(super) fn rule_state_sk(rule: &str) -> String {
+    compose("U", &[rule], MAX_SORT_KEY)
 }
 
 /// The partition of one finding: its own item and one delivery item per sink.

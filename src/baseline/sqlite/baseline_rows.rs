@@ -100,6 +100,29 @@ pub(super) fn read_principals(
     Ok(found)
 }
 
+pub(super) fn read_rule_states(
+    conn: &mut Connection,
+    account: &str,
+    rules: &[String],
+) -> Result<HashMap<String, String>, Fail> {
+    let tx = conn.transaction()?;
+    let mut found = HashMap::new();
+    {
+        let mut lookup =
+            tx.prepare_cached("SELECT state FROM rule_state WHERE account = ?1 AND rule = ?2")?;
+        for rule in rules {
+            let state: Option<String> = lookup
+                .query_row(params![account, rule], |r| r.get(0))
+                .optional()?;
+            if let Some(state) = state {
+                found.insert(rule.clone(), state);
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(found)
+}
+
 pub(super) fn apply_commit(
     conn: &mut Connection,
     account: &str,
@@ -148,6 +171,13 @@ pub(super) fn apply_commit(
                 state.kind.name(),
                 state.first_seen.unix()
             ])?;
+        }
+        let mut put_state = tx.prepare_cached(
+            "INSERT INTO rule_state (account, rule, state) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account, rule) DO UPDATE SET state = excluded.state",
+        )?;
+        for (rule, state) in &commit.rule_states {
+            put_state.execute(params![account, rule, state])?;
         }
         if let Some(watermark) = commit.watermark {
             // In an upsert every SET expression sees the old row, so the new watermark is

@@ -14,7 +14,7 @@ pub(super) const APPLICATION_ID: i32 = 0x5472_4864;
 ///
 /// Append only: a released step is never edited, because files in the field have already run
 /// it; a change of mind is a new step.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -82,6 +82,16 @@ CREATE TABLE deliveries (
 
 -- Keeps `pending` proportional to what is owed, not to everything ever delivered.
 CREATE INDEX deliveries_owed ON deliveries (sink, finding_id) WHERE delivered_at IS NULL;
+";
+
+// Rules' state between windows (detect::rule_state), one JSON document per account and rule.
+const V2: &str = "
+CREATE TABLE rule_state (
+    account TEXT NOT NULL,
+    rule    TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    PRIMARY KEY (account, rule)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// Brings the schema of `conn` up to [`LATEST`].

@@ -185,6 +185,7 @@ async fn stats_count_what_is_stored() {
             },
         )],
         watermark: Some(t(10)),
+        ..Commit::default()
     };
     store.commit(&account(), &commit).await.unwrap();
     store.begin_window(&other_account(), t(20)).await.unwrap();
@@ -267,6 +268,7 @@ async fn reopening_keeps_everything() {
             },
         )],
         watermark: Some(t(60)),
+        ..Commit::default()
     };
     {
         let store = SqliteStore::open(&path).unwrap();

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::carry::{self, SavedGroup};
 use super::evidence::{Evidence, EvidenceBuilder, Facts};
 use super::field::Key;
 use super::load::RuleSet;
@@ -67,6 +68,22 @@ pub struct TermCandidate {
     pub evidence: Evidence,
 }
 
+/// What [`RuleEngine::finish_scheduled`] did with one rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleRun {
+    pub rule_id: String,
+    /// Whether the rule was evaluated in this window (its hits are in the output).
+    pub evaluated: bool,
+    /// Evaluated before it was due, because what it kept grew past the limit.
+    pub early: bool,
+    /// The groups that fired, with the time of the last record their finding covers.
+    pub fired: Vec<(Vec<String>, Timestamp)>,
+    /// The groups kept for later windows.
+    pub saved: Vec<SavedGroup>,
+    /// Groups that could have been kept but did not fit under the limit (oldest first).
+    pub dropped: u64,
+}
+
 /// What was skipped or cut, so nothing is lost silently.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct EngineStats {
@@ -94,7 +111,7 @@ pub struct RuleOutput {
 }
 
 #[derive(Default)]
-enum Series {
+pub(super) enum Series {
     #[default]
     None,
     /// Records per second.
@@ -107,12 +124,12 @@ enum Series {
     },
 }
 
-struct Group {
-    count: u64,
-    first_seen: Timestamp,
-    last_seen: Timestamp,
-    evidence: EvidenceBuilder,
-    series: Series,
+pub(super) struct Group {
+    pub(super) count: u64,
+    pub(super) first_seen: Timestamp,
+    pub(super) last_seen: Timestamp,
+    pub(super) evidence: EvidenceBuilder,
+    pub(super) series: Series,
 }
 
 struct Running {
@@ -147,6 +164,11 @@ fn principal_of(record: &Value) -> Option<Principal> {
 
 impl RuleEngine {
     pub fn new(set: &RuleSet) -> RuleEngine {
+        RuleEngine::with(set, |_| true)
+    }
+
+    /// An engine for the enabled rules `run` accepts.
+    pub fn with(set: &RuleSet, run: impl Fn(&Rule) -> bool) -> RuleEngine {
         let mut engine = RuleEngine {
             rules: Vec::new(),
             by_event_name: HashMap::new(),
@@ -155,7 +177,7 @@ impl RuleEngine {
             matched: Vec::new(),
             stats: EngineStats::default(),
         };
-        let mut enabled: Vec<&Rule> = set.enabled().collect();
+        let mut enabled: Vec<&Rule> = set.enabled().filter(|r| run(r)).collect();
         enabled.sort_by(|a, b| a.id.cmp(&b.id));
         for (index, rule) in enabled.into_iter().enumerate() {
             match rule.when.required_values("eventName") {
@@ -254,10 +276,75 @@ impl RuleEngine {
             stats: self.stats,
             ..RuleOutput::default()
         };
-        for running in self.rules {
-            running.finish(&mut out);
+        for running in &self.rules {
+            running.evaluate(&mut out);
         }
         out
+    }
+
+    /// Puts back the groups a rule kept from earlier windows (see [`super::carry`]), before
+    /// this window's records are observed. Returns how many groups were resumed; groups of a
+    /// rule that is not running are ignored.
+    pub fn resume(&mut self, rule_id: &str, saved: Vec<SavedGroup>) -> u64 {
+        let Some(running) = self.rules.iter_mut().find(|r| r.rule.id == rule_id) else {
+            return 0;
+        };
+        let mut resumed = 0;
+        for group in saved {
+            if let Some((key, group)) = group.restore(&running.rule.kind) {
+                running.groups.insert(key, group);
+                resumed += 1;
+            }
+        }
+        resumed
+    }
+
+    /// Like [`RuleEngine::finish`], for a hunt that keeps rule state between windows: rules
+    /// `due` says are not due keep all their groups for a later window; the others are
+    /// evaluated and keep only what a later window could still add to (see
+    /// [`super::carry`]). A rule whose kept groups would exceed `max_bytes` is evaluated now
+    /// rather than dropping any of them.
+    pub fn finish_scheduled(
+        self,
+        due: &dyn Fn(&Rule) -> bool,
+        end: Timestamp,
+        max_bytes: usize,
+    ) -> (RuleOutput, Vec<RuleRun>) {
+        let mut out = RuleOutput {
+            stats: self.stats,
+            ..RuleOutput::default()
+        };
+        let mut runs = Vec::new();
+        for running in self.rules {
+            let mut run = RuleRun {
+                rule_id: running.rule.id.clone(),
+                evaluated: due(&running.rule),
+                early: false,
+                fired: Vec::new(),
+                saved: Vec::new(),
+                dropped: 0,
+            };
+            if !run.evaluated {
+                let kept = carry::save_all(&running.groups);
+                if carry::size_of(&kept) <= max_bytes {
+                    run.saved = kept;
+                    runs.push(run);
+                    continue;
+                }
+                run.evaluated = true;
+                run.early = true;
+            }
+            let fired = running.evaluate(&mut out);
+            let (saved, dropped) =
+                carry::save_tails(&running.rule.kind, &running.groups, &fired, end, max_bytes);
+            run.saved = saved;
+            run.dropped = dropped;
+            let mut fired: Vec<(Vec<String>, Timestamp)> = fired.into_iter().collect();
+            fired.sort();
+            run.fired = fired;
+            runs.push(run);
+        }
+        (out, runs)
     }
 }
 
@@ -358,16 +445,19 @@ impl Running {
         }
     }
 
-    fn finish(self, out: &mut RuleOutput) {
-        let rule = self.rule;
+    /// Adds what fired to `out`, and returns the groups that fired with the time of the last
+    /// record their finding covers (the peak's, for threshold and cardinality).
+    fn evaluate(&self, out: &mut RuleOutput) -> HashMap<Vec<String>, Timestamp> {
+        let rule = &self.rule;
         let split = rule.group_by.len();
-        let mut groups: Vec<(Vec<String>, Group)> = self.groups.into_iter().collect();
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut fired = HashMap::new();
+        let mut groups: Vec<(&Vec<String>, &Group)> = self.groups.iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(b.0));
         for (key, group) in groups {
             let labelled: Vec<(String, String)> = rule
                 .group_by
                 .iter()
-                .zip(&key)
+                .zip(key)
                 .map(|(k, v)| (k.name().to_string(), v.clone()))
                 .collect();
             let hit = |peak: Option<Peak>, distinct: Vec<String>| RuleHit {
@@ -383,10 +473,12 @@ impl Running {
             match (&rule.kind, &group.series) {
                 (RuleKind::Match { min_count }, _) if group.count >= *min_count => {
                     out.hits.push(hit(None, Vec::new()));
+                    fired.insert(key.clone(), group.last_seen);
                 }
                 (RuleKind::Threshold { window, min_count }, Series::Times(times)) => {
                     if let Some(peak) = densest(times, window.as_seconds()) {
                         if peak.count >= *min_count {
+                            fired.insert(key.clone(), peak.last);
                             out.hits.push(hit(Some(peak), Vec::new()));
                         }
                     }
@@ -409,6 +501,7 @@ impl Running {
                                 .collect();
                             distinct.sort();
                             distinct.truncate(MAX_DISTINCT_LISTED);
+                            fired.insert(key.clone(), peak.last);
                             out.hits.push(hit(Some(peak), distinct));
                         }
                     }
@@ -428,5 +521,6 @@ impl Running {
                 _ => {}
             }
         }
+        fired
     }
 }

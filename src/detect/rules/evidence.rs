@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cloudtrail::{Principal, Timestamp};
@@ -75,8 +75,8 @@ pub fn keep_smallest(set: &mut BTreeSet<String>, value: &str, cap: usize) {
     }
 }
 
-/// Evidence under construction.
-#[derive(Default)]
+/// Evidence under construction; kept in a rule's state between windows (see `carry`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvidenceBuilder {
     ids: BTreeSet<String>,
     ips: BTreeSet<String>,

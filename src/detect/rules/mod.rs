@@ -6,10 +6,12 @@
 //! - [`condition`] and [`field`]: the tests a rule puts on single records;
 //! - [`regex`]: the linear-time pattern matcher behind `regex` tests;
 //! - [`eval`]: the [`RuleEngine`] that turns records into [`RuleHit`]s and [`TermCandidate`]s;
-//! - [`evidence`]: the context kept with each hit; `peaks` finds where a count peaks.
+//! - [`evidence`]: the context kept with each hit; `peaks` finds where a count peaks;
+//! - [`carry`]: what a rule keeps from one hunt window to the next.
 //!
 //! The shipped pack lives in the repository's `rules/` folder and is built in ([`SHIPPED`]).
 
+pub mod carry;
 pub mod condition;
 pub mod eval;
 pub mod evidence;
@@ -19,6 +21,8 @@ pub mod model;
 mod peaks;
 pub mod regex;
 
+#[cfg(test)]
+mod carry_tests;
 #[cfg(test)]
 mod condition_tests;
 #[cfg(test)]
@@ -30,8 +34,9 @@ mod regex_tests;
 #[cfg(test)]
 mod tests;
 
+pub use carry::SavedGroup;
 pub use condition::{Condition, FieldTest, Group, Op, Scalar};
-pub use eval::{EngineStats, RuleEngine, RuleHit, RuleOutput, TermCandidate};
+pub use eval::{EngineStats, RuleEngine, RuleHit, RuleOutput, RuleRun, TermCandidate};
 pub use evidence::Evidence;
 pub use field::{FieldPath, Key};
 pub use load::{Problem, RuleSet, RulesError, SHIPPED};

@@ -17,9 +17,15 @@
 //! min_distinct = 3                 # cardinality, at least 2
 //! terms = ["eventName"]            # new_terms, 1 to 4 keys
 //! history = "14d"                  # new_terms
+//! every = "6h"                     # optional: evaluate at most this often (see below)
 //! [rule.when]                      # see `condition` for the condition language
 //! all = [{ field = "eventName", equals = "ConsoleLogin" }]
 //! ```
+//!
+//! `every` is the rule's schedule. Without it the rule is evaluated at the end of every hunt
+//! window. With it, the records it matches are kept in the rule's state in the store, window
+//! after window, and it is evaluated once `every` has passed since its last evaluation, over
+//! everything kept since then: nothing between two evaluations is skipped.
 //!
 //! A key a rule's kind does not use is an error rather than ignored, so that a `window` on a
 //! `match` rule cannot silently mean nothing.
@@ -88,6 +94,8 @@ pub struct Rule {
     pub kind: RuleKind,
     pub group_by: Vec<Key>,
     pub when: Condition,
+    /// The schedule: evaluated at most once per `every` (see the module's text).
+    pub every: Option<Span>,
     /// Where the rule was written: `file:line`.
     pub origin: String,
 }
@@ -112,6 +120,7 @@ const KEYS: &[&str] = &[
     "min_distinct",
     "terms",
     "history",
+    "every",
     "when",
 ];
 
@@ -321,6 +330,7 @@ pub fn parse_rule(table: &toml::Table, origin: &str) -> Result<Rule, Issues> {
     let field = r.string("field").and_then(|f| r.key("field", f));
     let terms = r.keys("terms", 1, MAX_TERMS);
     let history = r.span("history");
+    let every = r.span("every");
     let require = |r: &mut Reader, key: &str, present: bool| {
         if !present && r.get(key).is_none() {
             r.issue(
@@ -393,6 +403,7 @@ pub fn parse_rule(table: &toml::Table, origin: &str) -> Result<Rule, Issues> {
                 kind,
                 group_by,
                 when,
+                every,
                 origin: origin.to_string(),
             })
         }

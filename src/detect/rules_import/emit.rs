@@ -160,6 +160,8 @@ pub(super) struct RuleSpec<'a> {
     pub title: &'a str,
     pub text: &'a str,
     pub enabled: bool,
+    /// `RunScheduleInMinutes`, when it was above zero.
+    pub every_minutes: Option<u64>,
     pub new_terms: Option<NewTerms<'a>>,
     pub min_count: u64,
     pub when: &'a Group,
@@ -206,6 +208,9 @@ pub(super) fn render(rule: &RuleSpec<'_>) -> String {
         }
     }
     let _ = writeln!(out, "min_count = {}", rule.min_count);
+    if let Some(m) = rule.every_minutes {
+        let _ = writeln!(out, "every = \"{m}m\"  # RunScheduleInMinutes = {m}");
+    }
     out.push_str("[rule.when]\n");
     for (key, list) in [
         ("all", &rule.when.all),

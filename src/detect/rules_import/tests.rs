@@ -211,6 +211,7 @@ fn the_rendered_file_loads_and_every_table_has_exactly_the_format_keys() {
         "terms",
         "history",
         "min_count",
+        "every",
         "when",
     ];
     for table in parsed["rule"].as_array().expect("rules") {
