@@ -111,7 +111,10 @@ calls AS (
     readonly,
     eventname = 'ConsoleLogin'
       AND lower(CASE WHEN eventname = 'ConsoleLogin'
-        THEN json_extract_scalar(additionaleventdata, '$.MFAUsed') END) = 'no' AS login_without_mfa
+        THEN json_extract_scalar(additionaleventdata, '$.MFAUsed') END) = 'no' AS login_without_mfa,
+    -- An EC2 instance's role session (cloudtrail::principal::is_instance_session). The
+    -- session ARN itself: identity_arn above is dropped for sessions with an issuer.
+    regexp_like(coalesce(useridentity.arn, ''), ':assumed-role/[^/]+/i-[0-9a-f]{8,17}$') AS instance_session
   FROM numbered
 )
 SELECT
@@ -151,7 +154,8 @@ SELECT
   -- readOnly is unknown for a group when no call said; read-only when none said false.
   count_if(kept AND readonly = 'true') AS read_only_calls,
   count_if(kept AND readonly = 'false') AS write_calls,
-  count_if(kept AND login_without_mfa) AS logins_without_mfa
+  count_if(kept AND login_without_mfa) AS logins_without_mfa,
+  count_if(kept AND instance_session) AS instance_calls
 FROM calls
 GROUP BY
   usable,

@@ -24,6 +24,9 @@ pub enum FindingKind {
     DeniedBurst,
     /// A principal appeared in an account that already has history.
     NewPrincipal,
+    /// A principal with known habits acted with several new things at once (network, client,
+    /// region), whatever its actions.
+    NewContext,
     /// An account could not be hunted.
     HuntFailed,
     /// A rule fired (the rule's id is in `rule`).
@@ -38,6 +41,7 @@ impl FindingKind {
             FindingKind::NewFailedAction => "new-failed-action",
             FindingKind::DeniedBurst => "denied-burst",
             FindingKind::NewPrincipal => "new-principal",
+            FindingKind::NewContext => "new-context",
             FindingKind::HuntFailed => "hunt-failed",
             FindingKind::Rule => "rule",
         }

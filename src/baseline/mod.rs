@@ -49,6 +49,10 @@ pub struct PairState {
     /// Events counted when the pair was written (first sighting and each TTL refresh): a lower
     /// bound on how often it happened.
     pub count: u64,
+    /// Writes of the pair: its first sighting and each refresh. Refreshes come at most once
+    /// per `ttl_refresh` (a day) and only when the pair is seen, so this is about the number
+    /// of days it was active on: what rarity is judged by.
+    pub days: u64,
     /// After this the pair is unknown again, even if the store still holds it.
     pub expires: Timestamp,
 }

@@ -11,6 +11,6 @@ pub mod time;
 
 pub use ids::{AccountId, Action, Region};
 pub use outcome::Outcome;
-pub use principal::{IdentityType, NoPrincipal, Principal};
+pub use principal::{is_instance_session, IdentityType, NoPrincipal, Principal};
 pub use record::Record;
 pub use time::{Span, Timestamp};

@@ -126,6 +126,23 @@ fn role_arn_from_session(arn: &str) -> Option<String> {
     Some(format!("arn:{partition}:iam::{account}:role/{role}"))
 }
 
+/// Whether `arn` is an EC2 instance's role session (`...:assumed-role/Role/i-0abc...`): the
+/// session name EC2 gives the credentials it serves from the instance metadata service.
+pub fn is_instance_session(arn: &str) -> bool {
+    let Some((_, resource)) = arn.split_once(":assumed-role/") else {
+        return false;
+    };
+    let Some((_, session)) = resource.split_once('/') else {
+        return false;
+    };
+    session.strip_prefix("i-").is_some_and(|id| {
+        (8..=17).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// Service-linked roles live under `/aws-service-role/` and only AWS services assume them.
 /// Roles under `/aws-reserved/sso.amazonaws.com/` are IAM Identity Center permission sets:
 /// people, and hunted like any role.

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::cloudtrail::{Action, IdentityType, Span};
 
 pub mod aws;
+pub mod rarity;
 pub mod rules;
 pub mod sinks;
 
@@ -18,6 +19,7 @@ pub use aws::{
     AccountSource, AthenaConfig, MusterConfig, PartitionMode, SourceConfig, SourceKind,
     StoreConfig, StoreKind, TrailConfig,
 };
+pub use rarity::RarityConfig;
 pub use rules::RulesConfig;
 pub use sinks::{HecConfig, SinksConfig, TokenSource};
 
@@ -249,6 +251,21 @@ pub struct SeverityConfig {
     pub denied_burst_min: u32,
     /// A new principal in an account with history (kind new-principal).
     pub new_principal: i32,
+    /// The calls were made in a region the principal has not used before.
+    pub new_region: i32,
+    /// Several new things about where from and with what at once, on actions the principal
+    /// may well know (kind new-context).
+    pub new_context: i32,
+    /// A known action the principal uses RARE-ly (see `[rarity]`) among the calls.
+    pub rare_action: i32,
+    /// A known action coming back after `rarity.dormant_after` without use.
+    pub dormant_action: i32,
+    /// Refused calls by the principal in the same window as a new context.
+    pub denied_with_new_context: i32,
+    /// A young principal did what no principal of the account did before.
+    pub peer_unseen: i32,
+    /// An EC2 instance's role session used from a network the role had not used.
+    pub instance_credentials_elsewhere: i32,
     pub levels: LevelThresholds,
 }
 
@@ -297,6 +314,13 @@ impl Default for SeverityConfig {
             denied_burst: 20,
             denied_burst_min: 5,
             new_principal: 20,
+            new_region: 10,
+            new_context: 10,
+            rare_action: 10,
+            dormant_action: 15,
+            denied_with_new_context: 15,
+            peer_unseen: 20,
+            instance_credentials_elsewhere: 20,
             levels: LevelThresholds::default(),
         }
     }
@@ -319,6 +343,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub sinks: SinksConfig,
     pub rules: RulesConfig,
+    pub rarity: RarityConfig,
 }
 
 impl Config {
@@ -400,6 +425,7 @@ impl Config {
                 ));
             }
         }
+        out.extend(self.rarity.problems());
         let h = &self.hunt;
         if h.baseline_ttl < Span::days(1) {
             out.push(format!(

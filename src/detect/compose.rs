@@ -130,6 +130,17 @@ pub fn group_finding(
         }
     );
     let title = match kind {
+        FindingKind::NewContext => {
+            let what: Vec<String> = [
+                ("network", &facts.new_network),
+                ("client", &facts.new_client),
+                ("region", &facts.new_region),
+            ]
+            .iter()
+            .filter_map(|(name, v)| v.as_ref().map(|v| format!("a new {name} ({v})")))
+            .collect();
+            format!("{} acted with {}: {list}", who(p), what.join(", "))
+        }
         FindingKind::DeniedBurst => format!(
             "{} was refused {} actions it never tried before: {list}",
             who(p),

@@ -3,8 +3,9 @@
 //!
 //! The baseline holds, per principal, its successful actions (`success`), the actions it was
 //! refused (`denied`, remembered only so one refusal is reported once) and its context
-//! (`svc:` services, `net:` source networks, `ua:` client families, under `context`). All of
-//! them expire after the TTL unless seen again.
+//! (`svc:` services, `net:` source networks, `ua:` client families, `rgn:` regions, under
+//! `context`); per account, the actions any of its principals used (`peer`, see `rarity`). All
+//! of them expire after the TTL unless seen again, and count the days they were used on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -18,6 +19,7 @@ use crate::source::{Activity, ActivityBatch};
 
 use super::compose::{group_finding, row_finding, Origin};
 use super::context::{client_family, network};
+use super::rarity::{Basis, Judgement, Rarity, Tier, ACCOUNT_PEERS};
 use super::severity::{Facts, Grader};
 
 /// Whether a window is hunted (findings) or only learned.
@@ -74,6 +76,10 @@ const SUCCESS: &str = "success";
 const DENIED: &str = "denied";
 const FAILED: &str = "failed";
 const CONTEXT: &str = "context";
+const PEER: &str = "peer";
+
+/// The context keys that say where from and with what, and their names in titles.
+const NEWS: [(&str, &str); 3] = [("net:", "network"), ("ua:", "client"), ("rgn:", "region")];
 
 /// The baseline's outcome class of a row: throttled rows never reach the baseline.
 fn outcome_class(outcome: Outcome) -> &'static str {
@@ -197,6 +203,9 @@ impl<'c> Detector<'c> {
                 keys.push(format!("ua:{family}"));
             }
         }
+        for region in &row.regions.values {
+            keys.push(format!("rgn:{region}"));
+        }
         keys
     }
 
@@ -266,6 +275,7 @@ impl<'c> Detector<'c> {
         for row in &rows {
             let p = &row.principal.key;
             keys.insert(key(p, row.action.key(), SUCCESS));
+            keys.insert(key(ACCOUNT_PEERS, row.action.key(), PEER));
             if row.outcome != Outcome::Success {
                 keys.insert(key(p, row.action.key(), outcome_class(row.outcome)));
             }
@@ -306,6 +316,7 @@ impl<'c> Detector<'c> {
                         first_seen: seen.first,
                         last_seen: seen.last,
                         count: seen.count,
+                        days: 1,
                         expires: seen.last.saturating_add(ttl),
                     },
                 });
@@ -318,6 +329,7 @@ impl<'c> Detector<'c> {
                         first_seen: old.first_seen.min(seen.first),
                         last_seen: seen.last,
                         count: old.count + seen.count,
+                        days: old.days + 1,
                         expires: seen.last.saturating_add(ttl),
                     },
                 });
@@ -336,6 +348,16 @@ impl<'c> Detector<'c> {
             for (k, seen) in &ctx.seen {
                 write(key(p, k.clone(), CONTEXT), *seen, &mut stats);
             }
+        }
+        let mut peers: BTreeMap<String, Seen> = BTreeMap::new();
+        for row in rows.iter().filter(|r| r.outcome == Outcome::Success) {
+            peers
+                .entry(row.action.key())
+                .and_modify(|s| s.merge(Seen::of(row)))
+                .or_insert(Seen::of(row));
+        }
+        for (action, seen) in peers {
+            write(key(ACCOUNT_PEERS, action, PEER), seen, &mut stats);
         }
         for p in contexts.keys() {
             if known_principals.contains_key(*p) {
@@ -413,6 +435,21 @@ impl<'c> Detector<'c> {
         // The reference for ages is the data's time, not the wall clock, so replays of old
         // logs grade as they would have live.
         let principal_age = |p: &str| window.end.since(first_seen_of(p));
+        let rarity = Rarity::new(&self.config.rarity, hunt.baseline_ttl);
+        // Peers say something only once the account has history of its own.
+        let account_start = account_since.unwrap_or(window.start);
+        let peers_known = !rarity.too_young(account_start, window.start);
+        let judge = |row: &Activity| -> Judgement {
+            let p = row.principal.key.as_str();
+            let since = first_seen_of(p);
+            if rarity.too_young(since, row.first_time) && peers_known {
+                let pair = known.get(&key(ACCOUNT_PEERS, row.action.key(), PEER));
+                rarity.judge(pair, account_start, row.first_time, Basis::AccountPeers)
+            } else {
+                let pair = known.get(&key(p, row.action.key(), SUCCESS));
+                rarity.judge(pair, since, row.first_time, Basis::Principal)
+            }
+        };
 
         let origin = Origin {
             account,
@@ -425,7 +462,10 @@ impl<'c> Detector<'c> {
             let Some(kind) = is_new(row) else { continue };
             let p = row.principal.key.as_str();
             let always = self.always_alert(&row.principal, &row.action);
-            if principal_age(p) < hunt.min_principal_age && always.is_none() {
+            let judgement = judge(row);
+            let peer_unseen =
+                judgement.basis == Basis::AccountPeers && judgement.tier == Tier::Unseen;
+            if principal_age(p) < hunt.min_principal_age && always.is_none() && !peer_unseen {
                 stats.young_suppressed += 1;
                 continue;
             }
@@ -450,6 +490,11 @@ impl<'c> Detector<'c> {
                 .filter(|k| k.starts_with("ua:"))
                 .find(|k| !knows_context(k))
                 .map(|k| k["ua:".len()..].to_string());
+            let new_region = row_context
+                .iter()
+                .filter(|k| k.starts_with("rgn:"))
+                .find(|k| !knows_context(k))
+                .map(|k| k["rgn:".len()..].to_string());
             // A principal with no history at all has every service new; say so only when it
             // had history.
             let had_history = known_principals.contains_key(p);
@@ -471,9 +516,13 @@ impl<'c> Detector<'c> {
                     .unwrap_or(0),
                 read_only: row.read_only == Some(true),
                 always_alert: always,
-                new_network,
                 new_client,
                 logins_without_mfa: row.logins_without_mfa,
+                instance_credentials_elsewhere: row.instance_calls > 0 && new_network.is_some(),
+                new_network,
+                new_region,
+                rarity: Some(judgement),
+                ..Facts::default()
             };
             let facts = Facts {
                 new_actions: if kind == FindingKind::NewAction {
@@ -499,6 +548,10 @@ impl<'c> Detector<'c> {
                 new_denied: rows.len() as u32,
                 new_network: list.iter().find_map(|(_, f)| f.new_network.clone()),
                 new_client: list.iter().find_map(|(_, f)| f.new_client.clone()),
+                new_region: list.iter().find_map(|(_, f)| f.new_region.clone()),
+                instance_credentials_elsewhere: list
+                    .iter()
+                    .any(|(_, f)| f.instance_credentials_elsewhere),
                 new_service: list.iter().any(|(_, f)| f.new_service),
                 always_alert: list.iter().find_map(|(_, f)| f.always_alert.clone()),
                 ..Facts::default()
@@ -508,6 +561,99 @@ impl<'c> Detector<'c> {
                 &self.grader,
                 FindingKind::DeniedBurst,
                 &rows,
+                facts,
+            ));
+        }
+
+        // A principal with known habits acting with several new things at once: stolen
+        // credentials doing what the victim does, from elsewhere and with another tool.
+        // Compared with the baseline's context of the principal, or, for a principal the
+        // baseline knows none of, with its earliest calls in the window (its home).
+        for (p, ctx) in &contexts {
+            if principal_age(p) < hunt.min_principal_age {
+                continue;
+            }
+            let baseline = known_context
+                .get(p)
+                .filter(|set| set.iter().any(|c| !c.starts_with("svc:")));
+            let known = |k: &str| match baseline {
+                Some(set) => set.contains(k),
+                None => ctx.home.contains(k),
+            };
+            if baseline.is_none() && ctx.home.is_empty() {
+                continue;
+            }
+            let new: BTreeSet<&str> = ctx
+                .seen
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !k.starts_with("svc:") && !known(k))
+                .collect();
+            let news = |prefix: &str| {
+                new.iter()
+                    .find(|k| k.starts_with(prefix))
+                    .map(|k| k[prefix.len()..].to_string())
+            };
+            let kinds = NEWS
+                .iter()
+                .filter(|(prefix, _)| news(prefix).is_some())
+                .count();
+            if kinds < 2 {
+                continue;
+            }
+            let mine: Vec<&Activity> = rows
+                .iter()
+                .copied()
+                .filter(|r| r.principal.key == *p && r.outcome == Outcome::Success)
+                .filter(|r| {
+                    self.context_keys(r)
+                        .iter()
+                        .any(|k| new.contains(k.as_str()))
+                })
+                .collect();
+            let mut rare_actions = Vec::new();
+            let mut dormant_actions = Vec::new();
+            for r in &mine {
+                let j = judge(r);
+                if j.tier == Tier::Rare {
+                    rare_actions.push(j.describe(&r.action.short()));
+                }
+                if let Some(days) = j.dormant_days {
+                    dormant_actions.push(format!(
+                        "{} came back after {days} days without use",
+                        r.action.short()
+                    ));
+                }
+            }
+            let facts = Facts {
+                instance_credentials_elsewhere: news("net:").is_some()
+                    && mine.iter().any(|r| {
+                        r.instance_calls > 0
+                            && self
+                                .context_keys(r)
+                                .iter()
+                                .any(|k| k.starts_with("net:") && new.contains(k.as_str()))
+                    }),
+                new_network: news("net:"),
+                new_client: news("ua:"),
+                new_region: news("rgn:"),
+                rare_actions,
+                dormant_actions,
+                denied_calls: rows
+                    .iter()
+                    .filter(|r| r.principal.key == *p && r.outcome == Outcome::Denied)
+                    .map(|r| r.count)
+                    .sum(),
+                always_alert: mine
+                    .iter()
+                    .find_map(|r| self.always_alert(&r.principal, &r.action)),
+                ..Facts::default()
+            };
+            findings.extend(group_finding(
+                &origin,
+                &self.grader,
+                FindingKind::NewContext,
+                &mine,
                 facts,
             ));
         }

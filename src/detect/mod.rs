@@ -3,6 +3,7 @@
 pub mod compose;
 pub mod context;
 pub mod first_seen;
+pub mod rarity;
 pub mod rule_findings;
 pub mod rule_state;
 pub mod rules;

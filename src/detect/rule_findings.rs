@@ -303,6 +303,7 @@ pub fn imported_memory(
                         first_seen: seen,
                         last_seen: seen,
                         count: 1,
+                        days: 1,
                         expires,
                     },
                 });
@@ -369,6 +370,7 @@ async fn new_terms<'c>(
                     first_seen: before.map_or(c.first_seen, |s| s.first_seen),
                     last_seen: c.last_seen,
                     count: before.map_or(0, |s| s.count) + c.count,
+                    days: before.map_or(0, |s| s.days) + 1,
                     expires,
                 },
             }),

@@ -6,6 +6,7 @@ use crate::alert::{FindingKind, Level, Reason, Severity};
 use crate::cloudtrail::{Action, IdentityType};
 use crate::config::{Config, SeverityConfig};
 
+use super::rarity::{Basis, Judgement, Tier};
 use super::tactics::Tactics;
 
 /// The facts about a finding that severity depends on.
@@ -30,6 +31,19 @@ pub struct Facts {
     pub new_client: Option<String>,
     /// Console sign-ins without MFA among the calls.
     pub logins_without_mfa: u64,
+    /// A region the principal had not used (`eu-north-1`).
+    pub new_region: Option<String>,
+    /// How usual the action is for the principal (one-row findings).
+    pub rarity: Option<Judgement>,
+    /// Known actions among the calls that the principal uses RARE-ly, described.
+    pub rare_actions: Vec<String>,
+    /// Known actions among the calls that came back after a long silence, described.
+    pub dormant_actions: Vec<String>,
+    /// Refused calls by the principal in the window.
+    pub denied_calls: u64,
+    /// Calls with an EC2 instance's role session came from a network new for the role:
+    /// credentials served to an instance, used somewhere else.
+    pub instance_credentials_elsewhere: bool,
 }
 
 pub struct Grader {
@@ -69,6 +83,8 @@ impl Grader {
     pub fn grade(&self, f: &Facts) -> Severity {
         let w = &self.weights;
         let mut reasons: Vec<Reason> = Vec::new();
+        // Reasons given whatever their weight (the rarity tier).
+        let mut told: Vec<Reason> = Vec::new();
         let mut add = |factor: &str, weight: i32, detail: String| {
             if weight != 0 {
                 reasons.push(Reason {
@@ -154,6 +170,69 @@ impl Grader {
                 "a new network and a new client together: credentials used away from their usual place".into(),
             );
         }
+        if let Some(region) = &f.new_region {
+            add(
+                "new-region",
+                w.new_region,
+                format!("called in {region}, a region this principal had not used"),
+            );
+        }
+        if kind == FindingKind::NewContext {
+            add(
+                "new-context",
+                w.new_context,
+                "several new things at once about where from and with what".into(),
+            );
+        }
+        if let (Some(j), Some(a)) = (&f.rarity, &f.action) {
+            let weight = match (j.tier, j.basis) {
+                (Tier::Unseen, Basis::AccountPeers) => w.peer_unseen,
+                (Tier::Rare, _) => w.rare_action,
+                _ => 0,
+            };
+            // The tier is always told, even when it adds nothing.
+            told.push(Reason {
+                factor: format!("rarity:{}", j.tier.name()),
+                weight,
+                detail: j.describe(&a.short()),
+            });
+            if let Some(days) = j.dormant_days {
+                told.push(Reason {
+                    factor: "dormant-action".into(),
+                    weight: w.dormant_action,
+                    detail: format!("{} came back after {days} days without use", a.short()),
+                });
+            }
+        }
+        if !f.rare_actions.is_empty() {
+            add("rarity:RARE", w.rare_action, f.rare_actions.join("; "));
+        }
+        if !f.dormant_actions.is_empty() {
+            add(
+                "dormant-action",
+                w.dormant_action,
+                f.dormant_actions.join("; "),
+            );
+        }
+        if f.instance_credentials_elsewhere {
+            add(
+                "instance-credentials-elsewhere",
+                w.instance_credentials_elsewhere,
+                "an EC2 instance's role session called from a network the role had not used: \
+                 credentials from the instance metadata service used off the instance"
+                    .into(),
+            );
+        }
+        if kind == FindingKind::NewContext && f.denied_calls > 0 {
+            add(
+                "denied-with-new-context",
+                w.denied_with_new_context,
+                format!(
+                    "{} refused calls by this principal in the window",
+                    f.denied_calls
+                ),
+            );
+        }
         if f.logins_without_mfa > 0 {
             add(
                 "console-login-without-mfa",
@@ -178,6 +257,7 @@ impl Grader {
                 ),
             );
         }
+        reasons.extend(told);
         let score = reasons.iter().map(|r| r.weight).sum::<i32>().clamp(0, 100);
         Severity {
             score: score as u8,

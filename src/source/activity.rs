@@ -69,6 +69,10 @@ pub struct Activity {
     /// Console sign-ins among the calls that used no MFA.
     #[serde(default)]
     pub logins_without_mfa: u64,
+    /// Calls made with an EC2 instance's role session (session name `i-...`): the role's
+    /// credentials as the instance metadata service hands them out.
+    #[serde(default)]
+    pub instance_calls: u64,
 }
 
 impl Activity {
@@ -76,6 +80,7 @@ impl Activity {
     pub fn merge(&mut self, other: Activity) {
         self.count += other.count;
         self.logins_without_mfa += other.logins_without_mfa;
+        self.instance_calls += other.instance_calls;
         self.first_time = self.first_time.min(other.first_time);
         self.last_time = self.last_time.max(other.last_time);
         self.regions.merge(other.regions);

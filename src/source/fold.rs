@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::activity::{Activity, Samples, ScanReport};
 use crate::cloudtrail::reader::{decompress, split_records};
-use crate::cloudtrail::{AccountId, Action, Outcome, Principal, Record};
+use crate::cloudtrail::{is_instance_session, AccountId, Action, Outcome, Principal, Record};
 use crate::detect::rules::RuleEngine;
 use crate::window::Window;
 
@@ -224,8 +224,17 @@ fn fold_record(r: &Record<'_>, account: &AccountId, part: &mut Partial) {
         event_ids: Samples::default(),
         read_only: None,
         logins_without_mfa: 0,
+        instance_calls: 0,
     });
     row.count += 1;
+    if r.user_identity
+        .0
+        .as_ref()
+        .and_then(|id| id.arn.get())
+        .is_some_and(is_instance_session)
+    {
+        row.instance_calls += 1;
+    }
     if r.console_login_without_mfa() {
         row.logins_without_mfa += 1;
     }

@@ -139,6 +139,7 @@ pub fn state(first_seen: i64, last_seen: i64, count: u64, expires: i64) -> PairS
         first_seen: at(first_seen),
         last_seen: at(last_seen),
         count,
+        days: count.max(1),
         expires: at(expires),
     }
 }

@@ -9,8 +9,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::calls::{built, Conditional, UpdateSpec};
 use super::keys::{
     account_pk, key, n, opt_i64, opt_time, pair_sk, principal_sk, req_str, req_time, req_u64,
-    rule_state_sk, s, sort_key_of, Item, ACTION, COUNT, CURSOR_SK, EXPIRES_AT, FIRST_SEEN, KIND,
-    LAST_SEEN, OUTCOME, PENDING_END, PK, PRINCIPAL, RULE, SINCE, SK, STATE, WATERMARK,
+    rule_state_sk, s, sort_key_of, Item, ACTION, COUNT, CURSOR_SK, DAYS, EXPIRES_AT, FIRST_SEEN,
+    KIND, LAST_SEEN, OUTCOME, PENDING_END, PK, PRINCIPAL, RULE, SINCE, SK, STATE, WATERMARK,
 };
 use super::DynamoStore;
 use crate::baseline::{Commit, PairKey, PairState, PairWrite, PrincipalState, StoreError};
@@ -78,7 +78,7 @@ impl DynamoStore {
             .batch_get(
                 &what,
                 asked.keys().map(|sk| (pk.clone(), sk.clone())),
-                &[FIRST_SEEN, LAST_SEEN, COUNT, EXPIRES_AT],
+                &[FIRST_SEEN, LAST_SEEN, COUNT, DAYS, EXPIRES_AT],
                 false,
             )
             .await?;
@@ -91,6 +91,11 @@ impl DynamoStore {
                 first_seen: req_time(item, FIRST_SEEN)?,
                 last_seen: req_time(item, LAST_SEEN)?,
                 count: req_u64(item, COUNT)?,
+                // Items written before `days` existed count as one day.
+                days: match item.get(DAYS) {
+                    Some(_) => req_u64(item, DAYS)?,
+                    None => 1,
+                },
                 expires: req_time(item, EXPIRES_AT)?,
             };
             // DynamoDB's TTL deletes expired items days late: expiry is decided here.
@@ -278,6 +283,7 @@ impl DynamoStore {
                     (FIRST_SEEN.to_string(), n(st.first_seen.unix())),
                     (LAST_SEEN.to_string(), n(st.last_seen.unix())),
                     (COUNT.to_string(), n(st.count)),
+                    (DAYS.to_string(), n(st.days)),
                     (EXPIRES_AT.to_string(), n(st.expires.unix())),
                 ]);
                 let put = PutRequest::builder().set_item(Some(item)).build();

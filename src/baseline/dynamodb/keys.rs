@@ -22,6 +22,7 @@ pub(super) const OUTCOME: &str = "outcome";
 pub(super) const FIRST_SEEN: &str = "first_seen";
 pub(super) const LAST_SEEN: &str = "last_seen";
 pub(super) const COUNT: &str = "count";
+pub(super) const DAYS: &str = "days";
 pub(super) const KIND: &str = "kind";
 pub(super) const WATERMARK: &str = "watermark";
 pub(super) const PENDING_END: &str = "pending_end";

@@ -26,18 +26,18 @@ pub(super) fn read_pairs(
     let mut found = HashMap::new();
     {
         let mut lookup = tx.prepare_cached(
-            "SELECT first_seen, last_seen, count, expires FROM pairs
+            "SELECT first_seen, last_seen, count, expires, days FROM pairs
              WHERE account = ?1 AND principal = ?2 AND action = ?3 AND outcome = ?4
                AND expires > ?5",
         )?;
         for key in keys {
-            let row: Option<(i64, i64, i64, i64)> = lookup
+            let row: Option<(i64, i64, i64, i64, i64)> = lookup
                 .query_row(
                     params![account, key.principal, key.action, key.outcome, at.unix()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()?;
-            let Some((first_seen, last_seen, count, expires)) = row else {
+            let Some((first_seen, last_seen, count, expires, days)) = row else {
                 continue;
             };
             let count = u64::try_from(count).map_err(|_| {
@@ -53,6 +53,7 @@ pub(super) fn read_pairs(
                     first_seen: Timestamp::from_unix(first_seen),
                     last_seen: Timestamp::from_unix(last_seen),
                     count,
+                    days: u64::try_from(days).unwrap_or(1),
                     expires: Timestamp::from_unix(expires),
                 },
             );
@@ -137,13 +138,15 @@ pub(super) fn apply_commit(
         // refresh or a redone window must not rewrite.
         let mut upsert_pair = tx.prepare_cached(
             "INSERT INTO pairs
-                 (account, principal, action, outcome, first_seen, last_seen, count, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 (account, principal, action, outcome, first_seen, last_seen, count, expires,
+                  days)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (account, principal, action, outcome) DO UPDATE SET
                  first_seen = min(first_seen, excluded.first_seen),
                  last_seen = excluded.last_seen,
                  count = excluded.count,
-                 expires = excluded.expires",
+                 expires = excluded.expires,
+                 days = excluded.days",
         )?;
         for write in &commit.pairs {
             let (key, state) = (&write.key, &write.state);
@@ -156,6 +159,7 @@ pub(super) fn apply_commit(
                 state.last_seen.unix(),
                 count_to_sql(state.count),
                 state.expires.unix(),
+                count_to_sql(state.days),
             ])?;
         }
         let mut add_principal = tx.prepare_cached(

@@ -14,7 +14,7 @@ pub(super) const APPLICATION_ID: i32 = 0x5472_4864;
 ///
 /// Append only: a released step is never edited, because files in the field have already run
 /// it; a change of mind is a new step.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -92,6 +92,11 @@ CREATE TABLE rule_state (
     state   TEXT NOT NULL,
     PRIMARY KEY (account, rule)
 ) STRICT, WITHOUT ROWID;
+";
+
+// Days a pair was active on (baseline::PairState::days); rows from before count as one.
+const V3: &str = "
+ALTER TABLE pairs ADD COLUMN days INTEGER NOT NULL DEFAULT 1;
 ";
 
 /// Brings the schema of `conn` up to [`LATEST`].

@@ -35,7 +35,7 @@ pub struct RowError {
 /// decode by the decoder's reason, and this is the same loss.
 pub const UNUSABLE: &str = "missing or malformed eventTime, eventSource or eventName";
 
-const COLUMNS: [&str; 33] = [
+const COLUMNS: [&str; 34] = [
     "usable",
     "no_identity",
     "identity_type",
@@ -69,6 +69,7 @@ const COLUMNS: [&str; 33] = [
     "read_only_calls",
     "write_calls",
     "logins_without_mfa",
+    "instance_calls",
 ];
 
 /// One result row, with the column positions resolved once per result.
@@ -251,6 +252,7 @@ pub fn activity_rows(
             event_ids: row.samples("event_ids", "event_ids_distinct")?,
             read_only: (read_only_calls + write_calls > 0).then_some(write_calls == 0),
             logins_without_mfa: row.count("logins_without_mfa")?,
+            instance_calls: row.count("instance_calls")?,
         };
         let key = (
             activity.principal.key.clone(),
