@@ -14,6 +14,7 @@ use crate::alert::Finding;
 use crate::baseline::{BaselineStore, Commit, StoreError};
 use crate::cloudtrail::{AccountId, Timestamp};
 use crate::config::Config;
+use crate::detect::rarity::ORGANIZATION;
 use crate::detect::rule_findings::{detect_rules, RuleDetection, RuleStats, RuleWindow};
 use crate::detect::rules::RuleSet;
 use crate::detect::{DetectStats, Detector, Mode};
@@ -190,6 +191,14 @@ impl Hunter {
         detection.commit.rule_states = rules.states;
         report.rules.merge(&rules.stats);
         let staged = self.store.stage(&detection.findings, &self.sinks).await?;
+        if !detection.peer_commit.pairs.is_empty() {
+            // Before the account's commit: a stop in between redoes the window, and the peers'
+            // writes can be redone.
+            let organization = AccountId::parse(ORGANIZATION).expect("a valid account id");
+            self.store
+                .commit(&organization, &detection.peer_commit)
+                .await?;
+        }
         self.store.commit(account, &detection.commit).await?;
         tracing::debug!(
             findings = detection.findings.len(),

@@ -529,3 +529,114 @@ async fn invictus_stolen_instance_credentials_rank_among_the_highest() {
         background.len()
     );
 }
+
+fn role_call(account: &str, role: &str, name: &str, time: Timestamp) -> Value {
+    serde_json::json!({
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": format!("AROAEXAMPLE:{role}-session"),
+            "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{role}-session"),
+            "accountId": account,
+            "sessionContext": {"sessionIssuer": {
+                "type": "Role", "principalId": "AROAEXAMPLE",
+                "arn": format!("arn:aws:iam::{account}:role/{role}"),
+                "accountId": account, "userName": role
+            }}
+        },
+        "eventTime": time.to_string(),
+        "eventSource": "ecr.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "52.30.4.237",
+        "userAgent": CLI,
+        "eventID": format!("{account}-{role}-{name}-{}", time.unix()),
+        "recipientAccountId": account,
+    })
+}
+
+/// A role deployed under one name in every account is judged, while young in a new account,
+/// by what roles of its name do across the organisation: its usual call is not reported, a
+/// call no role of its name and nobody in its account ever made is.
+#[tokio::test]
+async fn a_young_role_is_judged_by_roles_of_its_name_in_other_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let (old, new) = ("111122223333", "444455556666");
+    let hunt_start = t("2024-06-01T10:00:00Z");
+    let days = 10;
+    let start = hunt_start.saturating_sub(trailhound::cloudtrail::Span::days(days));
+    for d in 0..days {
+        let noon = Timestamp::from_unix(start.unix() + d * 86_400 + 12 * 3600);
+        let delivered = Timestamp::from_unix(noon.unix() + 300).to_string();
+        write_object(
+            &logs,
+            old,
+            "us-east-1",
+            &delivered,
+            &[role_call(old, "deploy", "CreateRepository", noon)],
+        );
+        // The new account has history of its own, from someone else.
+        let mut other = call_at(
+            "erin",
+            "s3.amazonaws.com",
+            "ListBuckets",
+            noon,
+            "198.51.100.7",
+            CLI,
+        );
+        other["recipientAccountId"] = new.into();
+        other["userIdentity"]["arn"] = format!("arn:aws:iam::{new}:user/erin").into();
+        other["userIdentity"]["accountId"] = new.into();
+        write_object(&logs, new, "us-east-1", &delivered, &[other]);
+    }
+    let at = |minute: i64| Timestamp::from_unix(hunt_start.unix() + minute * 60);
+    write_object(
+        &logs,
+        new,
+        "us-east-1",
+        &at(30).to_string(),
+        &[
+            role_call(new, "deploy", "CreateRepository", at(10)),
+            role_call(new, "deploy", "DeleteRepository", at(11)),
+        ],
+    );
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    let config = Config::default();
+    let history = Window::new(start, hunt_start).unwrap();
+    run(
+        &config,
+        &store,
+        &logs,
+        Period::Fixed(history),
+        Mode::Learn,
+        &[],
+    )
+    .await;
+    let hour = Window::new(hunt_start, at(60)).unwrap();
+    let findings = run(&config, &store, &logs, Period::Fixed(hour), Mode::Hunt, &[])
+        .await
+        .findings;
+    let deploy = about(&findings, &format!("arn:aws:iam::{new}:role/deploy"));
+    let actions: Vec<&str> = deploy
+        .iter()
+        .filter(|f| f.kind == FindingKind::NewAction)
+        .filter_map(|f| f.action.as_deref())
+        .collect();
+    assert_eq!(actions, ["ecr:DeleteRepository"], "{deploy:#?}");
+    let delete = deploy
+        .iter()
+        .find(|f| f.kind == FindingKind::NewAction)
+        .unwrap();
+    let unseen = delete
+        .severity
+        .reasons
+        .iter()
+        .find(|r| r.factor == "rarity:UNSEEN")
+        .unwrap();
+    assert!(
+        unseen.detail.contains("the account's principals"),
+        "{}",
+        unseen.detail
+    );
+}

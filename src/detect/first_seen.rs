@@ -13,13 +13,13 @@ use crate::alert::{Finding, FindingKind};
 use crate::baseline::{
     BaselineStore, Commit, PairKey, PairState, PairWrite, PrincipalState, StoreError,
 };
-use crate::cloudtrail::{Action, IdentityType, Outcome, Principal, Timestamp};
+use crate::cloudtrail::{AccountId, Action, IdentityType, Outcome, Principal, Span, Timestamp};
 use crate::config::Config;
 use crate::source::{Activity, ActivityBatch};
 
 use super::compose::{group_finding, row_finding, Origin};
 use super::context::{client_family, network};
-use super::rarity::{Basis, Judgement, Rarity, Tier, ACCOUNT_PEERS};
+use super::rarity::{role_peers, Basis, Judgement, Rarity, Tier, ACCOUNT_PEERS, ORGANIZATION};
 use super::severity::{Facts, Grader};
 
 /// Whether a window is hunted (findings) or only learned.
@@ -64,6 +64,9 @@ impl DetectStats {
 pub struct Detection {
     pub findings: Vec<Finding>,
     pub commit: Commit,
+    /// Writes to the organisation-wide peer pairs (under `rarity::ORGANIZATION`), committed
+    /// before the account's commit.
+    pub peer_commit: Commit,
     pub stats: DetectStats,
 }
 
@@ -119,6 +122,42 @@ impl Seen {
         self.last = self.last.max(o.last);
         self.count += o.count;
     }
+}
+
+/// The write a pair needs after the window, if any: an insert for a new pair, or a refresh of
+/// a known one last written at least `refresh` ago (which counts one more day of use).
+fn pair_write(
+    before: Option<&PairState>,
+    key: PairKey,
+    seen: Seen,
+    ttl: Span,
+    refresh: Span,
+    stats: &mut DetectStats,
+) -> Option<PairWrite> {
+    let state = match before {
+        None => {
+            stats.pairs_learned += 1;
+            PairState {
+                first_seen: seen.first,
+                last_seen: seen.last,
+                count: seen.count,
+                days: 1,
+                expires: seen.last.saturating_add(ttl),
+            }
+        }
+        Some(old) if old.last_seen.saturating_add(refresh) <= seen.last => {
+            stats.pairs_refreshed += 1;
+            PairState {
+                first_seen: old.first_seen.min(seen.first),
+                last_seen: seen.last,
+                count: old.count + seen.count,
+                days: old.days + 1,
+                expires: seen.last.saturating_add(ttl),
+            }
+        }
+        Some(_) => return None,
+    };
+    Some(PairWrite { key, state })
 }
 
 /// The context of one principal in the window.
@@ -307,34 +346,10 @@ impl<'c> Detector<'c> {
         };
         let ttl = hunt.baseline_ttl;
         let refresh = hunt.ttl_refresh;
-        let mut write = |k: PairKey, seen: Seen, stats: &mut DetectStats| match known.get(&k) {
-            None => {
-                stats.pairs_learned += 1;
-                commit.pairs.push(PairWrite {
-                    key: k,
-                    state: PairState {
-                        first_seen: seen.first,
-                        last_seen: seen.last,
-                        count: seen.count,
-                        days: 1,
-                        expires: seen.last.saturating_add(ttl),
-                    },
-                });
+        let mut write = |k: PairKey, seen: Seen, stats: &mut DetectStats| {
+            if let Some(w) = pair_write(known.get(&k), k, seen, ttl, refresh, stats) {
+                commit.pairs.push(w);
             }
-            Some(old) if old.last_seen.saturating_add(refresh) <= seen.last => {
-                stats.pairs_refreshed += 1;
-                commit.pairs.push(PairWrite {
-                    key: k,
-                    state: PairState {
-                        first_seen: old.first_seen.min(seen.first),
-                        last_seen: seen.last,
-                        count: old.count + seen.count,
-                        days: old.days + 1,
-                        expires: seen.last.saturating_add(ttl),
-                    },
-                });
-            }
-            Some(_) => {}
         };
         for row in &rows {
             let p = &row.principal.key;
@@ -358,6 +373,30 @@ impl<'c> Detector<'c> {
         }
         for (action, seen) in peers {
             write(key(ACCOUNT_PEERS, action, PEER), seen, &mut stats);
+        }
+        // Roles of one name across the organisation, under its pseudo-account.
+        let mut role_peer_seen: BTreeMap<PairKey, Seen> = BTreeMap::new();
+        for row in rows.iter().filter(|r| r.outcome == Outcome::Success) {
+            if let Some(name) = role_peers(&row.principal.key) {
+                role_peer_seen
+                    .entry(key(&name, row.action.key(), PEER))
+                    .and_modify(|s| s.merge(Seen::of(row)))
+                    .or_insert(Seen::of(row));
+            }
+        }
+        let organization = AccountId::parse(ORGANIZATION).expect("a valid account id");
+        let known_role_peers = if role_peer_seen.is_empty() {
+            HashMap::new()
+        } else {
+            let keys: Vec<PairKey> = role_peer_seen.keys().cloned().collect();
+            store.known_pairs(&organization, &keys, window.end).await?
+        };
+        let mut peer_commit = Commit::default();
+        for (k, seen) in role_peer_seen {
+            let before = known_role_peers.get(&k);
+            if let Some(w) = pair_write(before, k, seen, ttl, refresh, &mut stats) {
+                peer_commit.pairs.push(w);
+            }
         }
         for p in contexts.keys() {
             if known_principals.contains_key(*p) {
@@ -386,6 +425,7 @@ impl<'c> Detector<'c> {
             return Ok(Detection {
                 findings: Vec::new(),
                 commit,
+                peer_commit,
                 stats,
             });
         }
@@ -442,7 +482,19 @@ impl<'c> Detector<'c> {
         let judge = |row: &Activity| -> Judgement {
             let p = row.principal.key.as_str();
             let since = first_seen_of(p);
-            if rarity.too_young(since, row.first_time) && peers_known {
+            let same_name = role_peers(p)
+                .and_then(|name| known_role_peers.get(&key(&name, row.action.key(), PEER)));
+            if !rarity.too_young(since, row.first_time) {
+                let pair = known.get(&key(p, row.action.key(), SUCCESS));
+                rarity.judge(pair, since, row.first_time, Basis::Principal)
+            } else if let Some(pair) = same_name {
+                rarity.judge(
+                    Some(pair),
+                    pair.first_seen,
+                    row.first_time,
+                    Basis::RoleNamePeers,
+                )
+            } else if peers_known {
                 let pair = known.get(&key(ACCOUNT_PEERS, row.action.key(), PEER));
                 rarity.judge(pair, account_start, row.first_time, Basis::AccountPeers)
             } else {
@@ -463,8 +515,7 @@ impl<'c> Detector<'c> {
             let p = row.principal.key.as_str();
             let always = self.always_alert(&row.principal, &row.action);
             let judgement = judge(row);
-            let peer_unseen =
-                judgement.basis == Basis::AccountPeers && judgement.tier == Tier::Unseen;
+            let peer_unseen = judgement.basis != Basis::Principal && judgement.tier == Tier::Unseen;
             if principal_age(p) < hunt.min_principal_age && always.is_none() && !peer_unseen {
                 stats.young_suppressed += 1;
                 continue;
@@ -692,6 +743,7 @@ impl<'c> Detector<'c> {
         Ok(Detection {
             findings,
             commit,
+            peer_commit,
             stats,
         })
     }

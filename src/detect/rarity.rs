@@ -4,8 +4,10 @@
 //! sighting and each refresh, at most one a day (`PairState::days`). An action's share is those
 //! days over the days the principal has been known (at most the baseline's TTL, since older
 //! days are forgotten). A principal known for less than `min_history` has too few days for a
-//! share to mean much, so it is judged against its peers: the account's pair for the action,
-//! written whenever any principal of the account uses it.
+//! share to mean much, so it is judged against its peers: roles of the same name across the
+//! organisation's accounts (one stack deploys the same role everywhere), else the account's
+//! principals. Both are pairs written whenever a peer uses the action; the role-name pairs live
+//! under the pseudo-account [`ORGANIZATION`], so every account's hunt sees them.
 
 use crate::baseline::PairState;
 use crate::cloudtrail::{Span, Timestamp};
@@ -13,6 +15,18 @@ use crate::config::RarityConfig;
 
 /// The principal name of an account's peer pairs: actions any of its principals used.
 pub const ACCOUNT_PEERS: &str = "peers:account";
+
+/// The pseudo-account whose partition of the store holds the organisation-wide peer pairs.
+/// AWS never issues it.
+pub const ORGANIZATION: &str = "000000000000";
+
+/// The principal name of the peer pairs of roles named like `role_key`'s role, in any
+/// account: `peers:role/Name` for `arn:aws:iam::1:role/path/Name`. `None` for non-roles.
+pub fn role_peers(role_key: &str) -> Option<String> {
+    let (_, resource) = role_key.split_once(":role/")?;
+    let name = resource.rsplit('/').next().filter(|n| !n.is_empty())?;
+    Some(format!("peers:role/{name}"))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
@@ -39,6 +53,8 @@ pub enum Basis {
     Principal,
     /// The principal is too young; the account's principals together.
     AccountPeers,
+    /// The principal is too young; roles of the same name across the organisation.
+    RoleNamePeers,
 }
 
 /// The tier of one action, with what it rests on, for a finding's reasons.
@@ -59,6 +75,9 @@ impl Judgement {
         let whose = match self.basis {
             Basis::Principal => "this principal",
             Basis::AccountPeers => "the account's principals (this one is too new to judge)",
+            Basis::RoleNamePeers => {
+                "roles of this name across the organisation (this one is too new to judge)"
+            }
         };
         match self.tier {
             Tier::Unseen => format!("{action} is UNSEEN for {whose}"),

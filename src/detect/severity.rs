@@ -186,7 +186,7 @@ impl Grader {
         }
         if let (Some(j), Some(a)) = (&f.rarity, &f.action) {
             let weight = match (j.tier, j.basis) {
-                (Tier::Unseen, Basis::AccountPeers) => w.peer_unseen,
+                (Tier::Unseen, Basis::AccountPeers | Basis::RoleNamePeers) => w.peer_unseen,
                 (Tier::Rare, _) => w.rare_action,
                 _ => 0,
             };
