@@ -137,32 +137,34 @@ fn replay(s: &Setup, ip: &str, agent: &str) {
     );
 }
 
-async fn hunt(s: &Setup) -> Vec<Finding> {
-    let config = Config::default();
-    let logs = &s.manifest.logs_root;
-    let (start, end) = s.manifest.history;
-    let history = Window::new(start, end).unwrap();
+/// Learns `history`, then hunts `hour`: the findings of the hunt.
+async fn learn_then_hunt(
+    config: &Config,
+    store: &Arc<SqliteStore>,
+    logs: &Path,
+    history: Window,
+    hour: Window,
+) -> Vec<Finding> {
     run(
-        &config,
-        &s.store,
+        config,
+        store,
         logs,
         Period::Fixed(history),
         Mode::Learn,
         &[],
     )
     .await;
-    let hour = Window::new(s.manifest.hunt.0, s.manifest.hunt.1).unwrap();
-    let result = run(
-        &config,
-        &s.store,
-        logs,
-        Period::Fixed(hour),
-        Mode::Hunt,
-        &[],
-    )
-    .await;
+    let result = run(config, store, logs, Period::Fixed(hour), Mode::Hunt, &[]).await;
     assert!(!result.failed());
     result.findings
+}
+
+async fn hunt(s: &Setup) -> Vec<Finding> {
+    let (start, end) = s.manifest.history;
+    let history = Window::new(start, end).unwrap();
+    let hour = Window::new(s.manifest.hunt.0, s.manifest.hunt.1).unwrap();
+    let logs = &s.manifest.logs_root;
+    learn_then_hunt(&Config::default(), &s.store, logs, history, hour).await
 }
 
 fn about<'f>(findings: &'f [Finding], principal: &str) -> Vec<&'f Finding> {
@@ -361,19 +363,8 @@ async fn rarity_dormancy_and_peers_are_named_reasons() {
 
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let config = Config::default();
-    run(
-        &config,
-        &store,
-        &logs,
-        Period::Fixed(learned),
-        Mode::Learn,
-        &[],
-    )
-    .await;
     let hour = Window::new(hunt_start, at(60)).unwrap();
-    let findings = run(&config, &store, &logs, Period::Fixed(hour), Mode::Hunt, &[])
-        .await
-        .findings;
+    let findings = learn_then_hunt(&config, &store, &logs, learned, hour).await;
 
     let carol = about(&findings, &format!("arn:aws:iam::{ACCOUNT}:user/carol"));
     let context: Vec<&&Finding> = carol
@@ -450,19 +441,8 @@ async fn invictus_stolen_instance_credentials_rank_among_the_highest() {
     let mut config = Config::default();
     config.hunt.min_principal_age = trailhound::cloudtrail::Span::ZERO;
     let learn = Window::new(t("2023-07-10T11:40:00Z"), t("2023-07-10T11:54:00Z")).unwrap();
-    run(
-        &config,
-        &store,
-        &logs,
-        Period::Fixed(learn),
-        Mode::Learn,
-        &[],
-    )
-    .await;
     let hunt = Window::new(t("2023-07-10T11:54:00Z"), t("2023-07-11T00:00:00Z")).unwrap();
-    let mut findings = run(&config, &store, &logs, Period::Fixed(hunt), Mode::Hunt, &[])
-        .await
-        .findings;
+    let mut findings = learn_then_hunt(&config, &store, &logs, learn, hunt).await;
     findings.sort_by(|a, b| {
         b.severity
             .score
@@ -604,19 +584,8 @@ async fn a_young_role_is_judged_by_roles_of_its_name_in_other_accounts() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let config = Config::default();
     let history = Window::new(start, hunt_start).unwrap();
-    run(
-        &config,
-        &store,
-        &logs,
-        Period::Fixed(history),
-        Mode::Learn,
-        &[],
-    )
-    .await;
     let hour = Window::new(hunt_start, at(60)).unwrap();
-    let findings = run(&config, &store, &logs, Period::Fixed(hour), Mode::Hunt, &[])
-        .await
-        .findings;
+    let findings = learn_then_hunt(&config, &store, &logs, history, hour).await;
     let deploy = about(&findings, &format!("arn:aws:iam::{new}:role/deploy"));
     let actions: Vec<&str> = deploy
         .iter()

@@ -610,6 +610,47 @@ min_count = 3
 when = { field = "eventName", equals = "StopLogging" }
 "#;
 
+    struct Fixture {
+        rules: RuleSet,
+        store: SqliteStore,
+        account: AccountId,
+        window: Window,
+        levels: LevelThresholds,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture {
+                rules: RuleSet::parse(RULES, "t.toml").unwrap(),
+                store: SqliteStore::open_in_memory().unwrap(),
+                account: AccountId::parse("111122223333").unwrap(),
+                window: Window::new(
+                    Timestamp::parse("2024-05-02T10:00:00Z").unwrap(),
+                    Timestamp::parse("2024-05-02T11:00:00Z").unwrap(),
+                )
+                .unwrap(),
+                levels: LevelThresholds::default(),
+            }
+        }
+
+        /// A scheduled window: rules keep state.
+        fn at(&self) -> RuleWindow<'_> {
+            RuleWindow {
+                account: &self.account,
+                window: &self.window,
+                now: self.window.end,
+                levels: &self.levels,
+                keep_state: true,
+            }
+        }
+
+        async fn detect(&self, records: &[String], at: &RuleWindow<'_>) -> RuleDetection {
+            detect_rules(&self.rules, records, &self.store, at, Mode::Hunt)
+                .await
+                .unwrap()
+        }
+    }
+
     fn stop_record(time: &str) -> String {
         serde_json::json!({
             "eventTime": time, "eventName": "StopLogging", "eventID": time,
@@ -624,35 +665,19 @@ when = { field = "eventName", equals = "StopLogging" }
     /// history are stored already), the others are.
     #[tokio::test]
     async fn a_window_already_in_a_rules_state_is_not_run_again_for_it() {
-        let rules = RuleSet::parse(RULES, "t.toml").unwrap();
-        let store = SqliteStore::open_in_memory().unwrap();
-        let account = AccountId::parse("111122223333").unwrap();
-        let window = Window::new(
-            Timestamp::parse("2024-05-02T10:00:00Z").unwrap(),
-            Timestamp::parse("2024-05-02T11:00:00Z").unwrap(),
-        )
-        .unwrap();
-        let levels = LevelThresholds::default();
-        let at = RuleWindow {
-            account: &account,
-            window: &window,
-            now: window.end,
-            levels: &levels,
-            keep_state: true,
-        };
+        let fx = Fixture::new();
+        let at = fx.at();
         let records: Vec<String> = ["10:59:00", "10:59:10", "10:59:20"]
             .iter()
             .map(|t| stop_record(&format!("2024-05-02T{t}Z")))
             .collect();
-        let first = detect_rules(&rules, &records, &store, &at, Mode::Hunt)
-            .await
-            .unwrap();
+        let first = fx.detect(&records, &at).await;
         assert_eq!(first.findings.len(), 2);
         let commit = Commit {
             rule_states: first.states.clone(),
             ..Commit::default()
         };
-        store.commit(&account, &commit).await.unwrap();
+        fx.store.commit(&fx.account, &commit).await.unwrap();
         let stored: Vec<&str> = first.states.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(
             stored,
@@ -660,9 +685,7 @@ when = { field = "eventName", equals = "StopLogging" }
             "both fired, so both keep their last keys"
         );
 
-        let redo = detect_rules(&rules, &records, &store, &at, Mode::Hunt)
-            .await
-            .unwrap();
+        let redo = fx.detect(&records, &at).await;
         assert!(redo.findings.is_empty());
         assert_eq!(redo.stats.rules_already_done, 2);
 
@@ -671,9 +694,7 @@ when = { field = "eventName", equals = "StopLogging" }
             keep_state: false,
             ..at
         };
-        let again = detect_rules(&rules, &records, &store, &replay, Mode::Hunt)
-            .await
-            .unwrap();
+        let again = fx.detect(&records, &replay).await;
         let ids = |d: &RuleDetection| d.findings.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
         assert_eq!(
             ids(&again),
@@ -685,31 +706,14 @@ when = { field = "eventName", equals = "StopLogging" }
 
     #[tokio::test]
     async fn an_unreadable_state_is_counted_and_the_rule_starts_afresh() {
-        let rules = RuleSet::parse(RULES, "t.toml").unwrap();
-        let store = SqliteStore::open_in_memory().unwrap();
-        let account = AccountId::parse("111122223333").unwrap();
+        let fx = Fixture::new();
         let commit = Commit {
             rule_states: vec![("burst".to_string(), "{not json".to_string())],
             ..Commit::default()
         };
-        store.commit(&account, &commit).await.unwrap();
-        let window = Window::new(
-            Timestamp::parse("2024-05-02T10:00:00Z").unwrap(),
-            Timestamp::parse("2024-05-02T11:00:00Z").unwrap(),
-        )
-        .unwrap();
-        let levels = LevelThresholds::default();
-        let at = RuleWindow {
-            account: &account,
-            window: &window,
-            now: window.end,
-            levels: &levels,
-            keep_state: true,
-        };
+        fx.store.commit(&fx.account, &commit).await.unwrap();
         let records = vec![stop_record("2024-05-02T10:10:00Z")];
-        let out = detect_rules(&rules, &records, &store, &at, Mode::Hunt)
-            .await
-            .unwrap();
+        let out = fx.detect(&records, &fx.at()).await;
         assert_eq!(out.stats.states_unreadable, 1);
         assert_eq!(out.findings.len(), 1, "the match rule still fires");
         assert!(
