@@ -425,17 +425,7 @@ async fn rarity_dormancy_and_peers_are_named_reasons() {
 #[tokio::test]
 async fn invictus_stolen_instance_credentials_rank_among_the_highest() {
     let logs = common::real_data().join("invictus-stratus-simulation/CloudTrail");
-    let labels: BTreeMap<String, String> = {
-        let path = common::real_data().join("invictus-stratus-simulation/labels.csv");
-        let mut reader = csv::Reader::from_path(path).unwrap();
-        reader
-            .records()
-            .map(|r| {
-                let r = r.unwrap();
-                (r[0].to_string(), r[7].to_string())
-            })
-            .collect()
-    };
+    let labels = common::invictus_labels();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let mut config = Config::default();

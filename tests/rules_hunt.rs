@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::{real_data, run_with_rules, t, user_call, write_object};
@@ -22,19 +22,6 @@ fn rule_findings(findings: &[Finding]) -> Vec<&Finding> {
     findings
         .iter()
         .filter(|f| f.kind == FindingKind::Rule)
-        .collect()
-}
-
-/// eventID → label, from the set's labels.csv.
-fn labels() -> HashMap<String, String> {
-    let path = real_data().join("invictus-stratus-simulation/labels.csv");
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            (r[0].to_string(), r[7].to_string())
-        })
         .collect()
 }
 
@@ -108,7 +95,7 @@ async fn the_pack_fires_on_the_invictus_attacks_and_not_on_the_background() {
     // Silent on the background: no rule finding stands only on background events. Except
     // one: at 12:08 bert-jan deletes a log group and the trail, labelled background (the
     // set's tear-down), and deleting logging is what that rule exists to report, whoever does it.
-    let labels = labels();
+    let labels = common::invictus_labels();
     for f in fired
         .iter()
         .filter(|f| f.rule.as_deref() != Some("logging-critical-change"))

@@ -37,6 +37,20 @@ pub fn real_data() -> PathBuf {
     path
 }
 
+/// eventID → label (`background`, `malicious-detonation`, ...), from the Invictus set's
+/// labels.csv.
+pub fn invictus_labels() -> std::collections::HashMap<String, String> {
+    let path = real_data().join("invictus-stratus-simulation/labels.csv");
+    let mut reader = csv::Reader::from_path(path).expect("labels.csv opens");
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("a labels.csv row");
+            (r[0].to_string(), r[7].to_string())
+        })
+        .collect()
+}
+
 /// One run of the library with `rules` besides first-seen detection: the folder source keeps
 /// the records they want, as the binary's does.
 pub async fn run_with_rules(
