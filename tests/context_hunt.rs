@@ -462,7 +462,7 @@ async fn invictus_stolen_instance_credentials_rank_among_the_highest() {
             .severity
             .reasons
             .iter()
-            .any(|r| r.factor == "instance-credentials-elsewhere"),
+            .any(|r| r.factor == "workload-credentials-elsewhere"),
         "{:#?}",
         stolen.severity
     );
@@ -597,5 +597,57 @@ async fn a_young_role_is_judged_by_roles_of_its_name_in_other_accounts() {
         unseen.detail.contains("the account's principals"),
         "{}",
         unseen.detail
+    );
+}
+
+/// A Lambda function's role, whose calls come from the Lambda runtime, used from a laptop:
+/// its usual call from a new network with a new client is a new context with the workload
+/// factor.
+#[tokio::test]
+async fn a_lambda_roles_credentials_used_elsewhere_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let hunt_start = t("2024-06-01T10:00:00Z");
+    let days = 10;
+    let start = hunt_start.saturating_sub(trailhound::cloudtrail::Span::days(days));
+    let runtime = "aws-sdk-js/3.692.0 ua/2.1 os/linux lang/js md/nodejs#20.18.0 \
+                   exec-env/AWS_Lambda_nodejs20.x api/ecr#3.692.0";
+    let lambda_call = |time: Timestamp, ip: &str, agent: &str| {
+        let mut r = role_call(ACCOUNT, "image-resize-role", "DescribeRepositories", time);
+        r["sourceIPAddress"] = ip.into();
+        r["userAgent"] = agent.into();
+        r
+    };
+    for d in 0..days {
+        let noon = Timestamp::from_unix(start.unix() + d * 86_400 + 12 * 3600);
+        let delivered = Timestamp::from_unix(noon.unix() + 300).to_string();
+        let call = lambda_call(noon, "44.234.17.205", runtime);
+        write_object(&logs, ACCOUNT, "us-east-1", &delivered, &[call]);
+    }
+    let at = Timestamp::from_unix(hunt_start.unix() + 600);
+    let stolen = lambda_call(at, "203.0.113.5", CLI);
+    let delivered = Timestamp::from_unix(at.unix() + 300).to_string();
+    write_object(&logs, ACCOUNT, "us-east-1", &delivered, &[stolen]);
+
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    let history = Window::new(start, hunt_start).unwrap();
+    let hour = Window::new(hunt_start, Timestamp::from_unix(hunt_start.unix() + 3600)).unwrap();
+    let findings = learn_then_hunt(&Config::default(), &store, &logs, history, hour).await;
+    let role = about(
+        &findings,
+        &format!("arn:aws:iam::{ACCOUNT}:role/image-resize-role"),
+    );
+    assert_eq!(role.len(), 1, "{role:#?}");
+    assert_eq!(role[0].kind, FindingKind::NewContext);
+    let workload = role[0]
+        .severity
+        .reasons
+        .iter()
+        .find(|r| r.factor == "workload-credentials-elsewhere")
+        .unwrap_or_else(|| panic!("{:#?}", role[0].severity));
+    assert!(workload.detail.contains("Lambda"), "{}", workload.detail);
+    eprintln!(
+        "lambda role used elsewhere: {} ({:?}, {})",
+        role[0].title, role[0].severity.level, role[0].severity.score
     );
 }

@@ -264,8 +264,9 @@ pub struct SeverityConfig {
     pub denied_with_new_context: i32,
     /// A young principal did what no principal of the account did before.
     pub peer_unseen: i32,
-    /// An EC2 instance's role session used from a network the role had not used.
-    pub instance_credentials_elsewhere: i32,
+    /// A workload's credentials (an EC2 instance's role session, a Lambda function's role)
+    /// used from a network the role had not used.
+    pub workload_credentials_elsewhere: i32,
     pub levels: LevelThresholds,
 }
 
@@ -320,7 +321,7 @@ impl Default for SeverityConfig {
             dormant_action: 15,
             denied_with_new_context: 15,
             peer_unseen: 20,
-            instance_credentials_elsewhere: 20,
+            workload_credentials_elsewhere: 20,
             levels: LevelThresholds::default(),
         }
     }

@@ -20,7 +20,7 @@ use crate::source::{Activity, ActivityBatch};
 use super::compose::{group_finding, row_finding, Origin};
 use super::context::{client_family, network};
 use super::rarity::{role_peers, Basis, Judgement, Rarity, Tier, ACCOUNT_PEERS, ORGANIZATION};
-use super::severity::{Facts, Grader};
+use super::severity::{Facts, Grader, Workload};
 
 /// Whether a window is hunted (findings) or only learned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +80,8 @@ const DENIED: &str = "denied";
 const FAILED: &str = "failed";
 const CONTEXT: &str = "context";
 const PEER: &str = "peer";
+/// The context key of calls made from the Lambda runtime.
+const LAMBDA_RUNTIME: &str = "env:lambda";
 
 /// The context keys that say where from and with what, and their names in titles.
 const NEWS: [(&str, &str); 3] = [("net:", "network"), ("ua:", "client"), ("rgn:", "region")];
@@ -245,7 +247,33 @@ impl<'c> Detector<'c> {
         for region in &row.regions.values {
             keys.push(format!("rgn:{region}"));
         }
+        // Where the calls run, when the user agent says: marks a Lambda function's role.
+        if row
+            .user_agents
+            .values
+            .iter()
+            .any(|ua| ua.contains("exec-env/AWS_Lambda"))
+        {
+            keys.push(LAMBDA_RUNTIME.to_string());
+        }
         keys
+    }
+
+    /// Which workload's credentials a call used away from the workload, if any: `knows` says
+    /// whether the principal's usual context holds a key.
+    fn workload_elsewhere(
+        row: &Activity,
+        knows: impl Fn(&str) -> bool,
+        new_network: bool,
+        new_client: bool,
+    ) -> Option<Workload> {
+        if row.instance_calls > 0 && new_network {
+            Some(Workload::Ec2Instance)
+        } else if knows(LAMBDA_RUNTIME) && new_network && new_client {
+            Some(Workload::LambdaFunction)
+        } else {
+            None
+        }
     }
 
     /// Decides what the window means against the baseline.
@@ -323,6 +351,9 @@ impl<'c> Detector<'c> {
             for k in ctx.seen.keys() {
                 keys.insert(key(p, k.clone(), CONTEXT));
             }
+            // Whether the principal is a Lambda function's role, even when this window's
+            // calls do not come from the runtime.
+            keys.insert(key(p, LAMBDA_RUNTIME.to_string(), CONTEXT));
         }
         let keys: Vec<PairKey> = keys.into_iter().collect();
         let known = store.known_pairs(account, &keys, window.end).await?;
@@ -567,9 +598,14 @@ impl<'c> Detector<'c> {
                     .unwrap_or(0),
                 read_only: row.read_only == Some(true),
                 always_alert: always,
-                new_client,
                 logins_without_mfa: row.logins_without_mfa,
-                instance_credentials_elsewhere: row.instance_calls > 0 && new_network.is_some(),
+                workload_elsewhere: Self::workload_elsewhere(
+                    row,
+                    knows_context,
+                    new_network.is_some(),
+                    new_client.is_some(),
+                ),
+                new_client,
                 new_network,
                 new_region,
                 rarity: Some(judgement),
@@ -600,9 +636,7 @@ impl<'c> Detector<'c> {
                 new_network: list.iter().find_map(|(_, f)| f.new_network.clone()),
                 new_client: list.iter().find_map(|(_, f)| f.new_client.clone()),
                 new_region: list.iter().find_map(|(_, f)| f.new_region.clone()),
-                instance_credentials_elsewhere: list
-                    .iter()
-                    .any(|(_, f)| f.instance_credentials_elsewhere),
+                workload_elsewhere: list.iter().find_map(|(_, f)| f.workload_elsewhere),
                 new_service: list.iter().any(|(_, f)| f.new_service),
                 always_alert: list.iter().find_map(|(_, f)| f.always_alert.clone()),
                 ..Facts::default()
@@ -638,7 +672,7 @@ impl<'c> Detector<'c> {
                 .seen
                 .keys()
                 .map(String::as_str)
-                .filter(|k| !k.starts_with("svc:") && !known(k))
+                .filter(|k| NEWS.iter().any(|(prefix, _)| k.starts_with(prefix)) && !known(k))
                 .collect();
             let news = |prefix: &str| {
                 new.iter()
@@ -677,14 +711,14 @@ impl<'c> Detector<'c> {
                 }
             }
             let facts = Facts {
-                instance_credentials_elsewhere: news("net:").is_some()
-                    && mine.iter().any(|r| {
-                        r.instance_calls > 0
-                            && self
-                                .context_keys(r)
-                                .iter()
-                                .any(|k| k.starts_with("net:") && new.contains(k.as_str()))
-                    }),
+                workload_elsewhere: mine.iter().find_map(|r| {
+                    let keys = self.context_keys(r);
+                    let fresh = |prefix: &str| {
+                        keys.iter()
+                            .any(|k| k.starts_with(prefix) && new.contains(k.as_str()))
+                    };
+                    Self::workload_elsewhere(r, known, fresh("net:"), fresh("ua:"))
+                }),
                 new_network: news("net:"),
                 new_client: news("ua:"),
                 new_region: news("rgn:"),

@@ -41,9 +41,35 @@ pub struct Facts {
     pub dormant_actions: Vec<String>,
     /// Refused calls by the principal in the window.
     pub denied_calls: u64,
-    /// Calls with an EC2 instance's role session came from a network new for the role:
-    /// credentials served to an instance, used somewhere else.
-    pub instance_credentials_elsewhere: bool,
+    /// A workload's credentials used away from it (see [`Workload`]).
+    pub workload_elsewhere: Option<Workload>,
+}
+
+/// A principal whose credentials live inside AWS compute, so that a call from elsewhere means
+/// they were taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Calls with an EC2 instance's role session (`…/i-0abc…`) from a network the role had
+    /// not used: credentials from the instance metadata service used off the instance.
+    Ec2Instance,
+    /// A role whose calls come from the Lambda runtime (`exec-env/AWS_Lambda…`) called from a
+    /// new network with a new client: a function's credentials used outside it.
+    LambdaFunction,
+}
+
+impl Workload {
+    fn describe(self) -> &'static str {
+        match self {
+            Workload::Ec2Instance => {
+                "an EC2 instance's role session called from a network the role had not used: \
+                 credentials from the instance metadata service used off the instance"
+            }
+            Workload::LambdaFunction => {
+                "a Lambda function's role called from a new network with a new client: the \
+                 function's credentials used outside the Lambda runtime"
+            }
+        }
+    }
 }
 
 pub struct Grader {
@@ -214,13 +240,11 @@ impl Grader {
                 f.dormant_actions.join("; "),
             );
         }
-        if f.instance_credentials_elsewhere {
+        if let Some(workload) = f.workload_elsewhere {
             add(
-                "instance-credentials-elsewhere",
-                w.instance_credentials_elsewhere,
-                "an EC2 instance's role session called from a network the role had not used: \
-                 credentials from the instance metadata service used off the instance"
-                    .into(),
+                "workload-credentials-elsewhere",
+                w.workload_credentials_elsewhere,
+                workload.describe().into(),
             );
         }
         if kind == FindingKind::NewContext && f.denied_calls > 0 {
