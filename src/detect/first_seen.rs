@@ -83,8 +83,9 @@ const PEER: &str = "peer";
 /// The context key of calls made from the Lambda runtime.
 const LAMBDA_RUNTIME: &str = "env:lambda";
 
-/// The context keys that say where from and with what, and their names in titles.
-const NEWS: [(&str, &str); 3] = [("net:", "network"), ("ua:", "client"), ("rgn:", "region")];
+/// The prefixes of the context keys that say where from and with what: network, client,
+/// region. Two or more of them new at once make a new-context finding.
+const NEWS: [&str; 3] = ["net:", "ua:", "rgn:"];
 
 /// The baseline's outcome class of a row: throttled rows never reach the baseline.
 fn outcome_class(outcome: Outcome) -> &'static str {
@@ -672,17 +673,14 @@ impl<'c> Detector<'c> {
                 .seen
                 .keys()
                 .map(String::as_str)
-                .filter(|k| NEWS.iter().any(|(prefix, _)| k.starts_with(prefix)) && !known(k))
+                .filter(|k| NEWS.iter().any(|prefix| k.starts_with(prefix)) && !known(k))
                 .collect();
             let news = |prefix: &str| {
                 new.iter()
                     .find(|k| k.starts_with(prefix))
                     .map(|k| k[prefix.len()..].to_string())
             };
-            let kinds = NEWS
-                .iter()
-                .filter(|(prefix, _)| news(prefix).is_some())
-                .count();
+            let kinds = NEWS.iter().filter(|prefix| news(prefix).is_some()).count();
             if kinds < 2 {
                 continue;
             }
