@@ -133,7 +133,13 @@ pub async fn detect_rules(
     }
     out.stats.rules_already_done = done.len() as u64;
     let mut engine = RuleEngine::with(rules, |r| !done.contains(&r.id));
+    // Rules that carried groups in: their state must be rewritten even if they carry none
+    // out, or the stored groups would be resumed again and again.
+    let mut carried_in: Vec<String> = Vec::new();
     for (id, state) in &mut before {
+        if !state.groups.is_empty() {
+            carried_in.push(id.clone());
+        }
         out.stats.groups_resumed += engine.resume(id, std::mem::take(&mut state.groups));
     }
     for text in records {
@@ -194,6 +200,7 @@ pub async fn detect_rules(
         // A rule with a schedule always writes its state down, and an unreadable state is
         // replaced rather than counted again at every window.
         let keep = unreadable.contains(&run.rule_id)
+            || carried_in.contains(&run.rule_id)
             || rules.get(&run.rule_id).is_some_and(|r| r.every.is_some());
         if let Some(state) = next_state(&run, keep, prior, fired, end, &mut out.stats) {
             out.states.push((run.rule_id.clone(), state.to_json()));
@@ -228,7 +235,8 @@ async fn read_states(
 }
 
 /// The state a rule leaves after this window, or `None` when there is nothing worth a write:
-/// a rule not to `keep` that carries nothing, carried nothing and fired nothing.
+/// a rule not to `keep` (scheduled, carried groups in, or unreadable before) that carries
+/// nothing out and fired nothing.
 fn next_state(
     run: &RuleRun,
     keep: bool,
@@ -244,7 +252,6 @@ fn next_state(
     } else {
         stats.rules_deferred += 1;
     }
-    let had_groups = prior.as_ref().is_some_and(|p| !p.groups.is_empty());
     let mut state = prior.unwrap_or_default();
     if run.evaluated {
         state.last_run = Some(end);
@@ -253,7 +260,7 @@ fn next_state(
         }
     }
     let fired_now = run.evaluated && !run.fired.is_empty();
-    let worth = keep || had_groups || !run.saved.is_empty() || fired_now;
+    let worth = keep || !run.saved.is_empty() || fired_now;
     state.through = Some(end);
     state.groups = run.saved.clone();
     worth.then_some(state)
@@ -720,5 +727,37 @@ when = { field = "eventName", equals = "StopLogging" }
             out.states.iter().any(|(id, _)| id == "burst"),
             "the unreadable state is replaced"
         );
+    }
+
+    /// A rule that carried groups in and carries none out writes its state again, so the old
+    /// groups are not resumed at every later window.
+    #[tokio::test]
+    async fn a_tail_that_runs_out_is_cleared_from_the_store() {
+        let fx = Fixture::new();
+        let next =
+            Window::new(fx.window.end, fx.window.end.saturating_add(Span::hours(1))).unwrap();
+        let later = Window::new(next.end, next.end.saturating_add(Span::hours(1))).unwrap();
+        let mut resumed = Vec::new();
+        // One record near the end of the first window: carried as a tail.
+        let windows = [
+            (&fx.window, vec![stop_record("2024-05-02T10:59:00Z")]),
+            (&next, Vec::new()),
+            (&later, Vec::new()),
+        ];
+        for (window, records) in windows {
+            let at = RuleWindow {
+                window,
+                now: window.end,
+                ..fx.at()
+            };
+            let out = fx.detect(&records, &at).await;
+            resumed.push(out.stats.groups_resumed);
+            let commit = Commit {
+                rule_states: out.states,
+                ..Commit::default()
+            };
+            fx.store.commit(&fx.account, &commit).await.unwrap();
+        }
+        assert_eq!(resumed, [0, 1, 0]);
     }
 }
