@@ -684,16 +684,26 @@ impl<'c> Detector<'c> {
             if kinds < 2 {
                 continue;
             }
-            let mine: Vec<&Activity> = rows
-                .iter()
-                .copied()
-                .filter(|r| r.principal.key == *p && r.outcome == Outcome::Success)
-                .filter(|r| {
-                    self.context_keys(r)
-                        .iter()
-                        .any(|k| new.contains(k.as_str()))
-                })
-                .collect();
+            // The principal's successful calls that used something new, and whether a
+            // workload's credentials were among them; each row's context read once.
+            let mut mine: Vec<&Activity> = Vec::new();
+            let mut workload_elsewhere = None;
+            for r in rows.iter().copied() {
+                if r.principal.key != *p || r.outcome != Outcome::Success {
+                    continue;
+                }
+                let keys = self.context_keys(r);
+                let fresh = |prefix: &str| {
+                    keys.iter()
+                        .any(|k| k.starts_with(prefix) && new.contains(k.as_str()))
+                };
+                if !NEWS.iter().any(|prefix| fresh(prefix)) {
+                    continue;
+                }
+                workload_elsewhere = workload_elsewhere
+                    .or_else(|| Self::workload_elsewhere(r, known, fresh("net:"), fresh("ua:")));
+                mine.push(r);
+            }
             let mut rare_actions = Vec::new();
             let mut dormant_actions = Vec::new();
             for r in &mine {
@@ -709,14 +719,7 @@ impl<'c> Detector<'c> {
                 }
             }
             let facts = Facts {
-                workload_elsewhere: mine.iter().find_map(|r| {
-                    let keys = self.context_keys(r);
-                    let fresh = |prefix: &str| {
-                        keys.iter()
-                            .any(|k| k.starts_with(prefix) && new.contains(k.as_str()))
-                    };
-                    Self::workload_elsewhere(r, known, fresh("net:"), fresh("ua:"))
-                }),
+                workload_elsewhere,
                 new_network: news("net:"),
                 new_client: news("ua:"),
                 new_region: news("rgn:"),

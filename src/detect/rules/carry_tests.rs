@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::eval_tests::{record, THRESHOLD};
 use super::{RuleEngine, RuleOutput, RuleRun, RuleSet, SavedGroup};
 use crate::cloudtrail::Timestamp;
 
@@ -12,27 +13,13 @@ fn at(seconds: i64) -> String {
     Timestamp::from_unix(BASE + seconds).to_string()
 }
 
+/// A failed console sign-in of `user` from `ip`, `second`s after BASE.
 fn failure(second: i64, user: &str, ip: &str) -> Value {
-    json!({
-        "eventTime": at(second), "eventSource": "signin.amazonaws.com",
-        "eventName": "ConsoleLogin", "eventID": format!("{user}-{second}-{ip}"),
-        "awsRegion": "us-east-1", "sourceIPAddress": ip,
-        "userIdentity": {"type": "IAMUser", "userName": user,
-            "arn": format!("arn:aws:iam::111122223333:user/{user}")},
-        "responseElements": {"ConsoleLogin": "Failure"}
-    })
+    let id = format!("{user}-{second}-{ip}");
+    let mut r = record("ConsoleLogin", &at(second), &id, user);
+    r["sourceIPAddress"] = json!(ip);
+    r
 }
-
-const THRESHOLD: &str = r#"
-[[rule]]
-id = "t"
-title = "T"
-severity = "medium"
-kind = "threshold"
-window = "5m"
-min_count = 4
-when = { field = "eventName", equals = "ConsoleLogin" }
-"#;
 
 const CARDINALITY: &str = r#"
 [[rule]]

@@ -9,7 +9,7 @@ fn engine(rules: &str) -> RuleEngine {
     RuleEngine::new(&RuleSet::parse(rules, "test.toml").unwrap())
 }
 
-fn record(name: &str, time: &str, id: &str, user: &str) -> Value {
+pub(super) fn record(name: &str, time: &str, id: &str, user: &str) -> Value {
     json!({
         "eventTime": time, "eventSource": "signin.amazonaws.com", "eventName": name,
         "eventID": id, "awsRegion": "us-east-1", "sourceIPAddress": format!("10.0.0.{}", id.len()),
@@ -20,7 +20,7 @@ fn record(name: &str, time: &str, id: &str, user: &str) -> Value {
     })
 }
 
-const THRESHOLD: &str = r#"
+pub(super) const THRESHOLD: &str = r#"
 [[rule]]
 id = "t"
 title = "T"
