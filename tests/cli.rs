@@ -13,7 +13,7 @@ fn trailhound() -> Command {
 #[test]
 fn every_command_has_help() {
     for cmd in [
-        "hunt", "learn", "deliver", "muster", "account", "tables", "baseline", "demo",
+        "hunt", "learn", "deliver", "muster", "account", "tables", "baseline", "demo", "scan",
     ] {
         let out = trailhound().args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success(), "{cmd} --help failed");
@@ -163,4 +163,106 @@ fn hunting_the_same_period_twice_reports_nothing_new() {
     let second = run();
     assert!(second.status.success());
     assert_eq!(String::from_utf8_lossy(&second.stdout).lines().count(), 0);
+}
+
+/// Parses `scan --format csv` output into (header, rows).
+fn scan_rows(stdout: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(stdout);
+    let header = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+/// The number after `label` in the scan summary line that starts with `line`.
+fn summary_count(stderr: &str, line: &str, label: &str) -> u64 {
+    let l = stderr
+        .lines()
+        .find(|l| l.starts_with(line))
+        .unwrap_or_else(|| panic!("no {line} line in {stderr}"));
+    l.split([',', ';', ':'])
+        .map(str::trim)
+        .find_map(|part| part.strip_suffix(label)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' in {l}"))
+}
+
+#[test]
+fn scan_counts_every_call_of_a_generated_organisation_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trailhound()
+        .args([
+            "demo",
+            "--generate-only",
+            "--days",
+            "1",
+            "--seed",
+            "5",
+            "--keep",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = trailhound()
+        .args(["scan", "--logs"])
+        .arg(dir.path().join("AWSLogs"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (header, rows) = scan_rows(&out.stdout);
+    assert_eq!(header[..3], ["account", "principal", "principal_type"]);
+    // Every record the generator wrote is read; each delivered twice counts once.
+    let read = summary_count(&stderr, "records:", "read");
+    let duplicate = summary_count(&stderr, "records:", "duplicate");
+    assert_eq!(read, manifest["records"].as_u64().unwrap(), "{stderr}");
+    assert!(
+        duplicate > 0,
+        "the generator delivers some events twice: {stderr}"
+    );
+    let counted: u64 = rows.iter().map(|r| r[7].parse::<u64>().unwrap()).sum();
+    assert_eq!(counted, read - duplicate, "{stderr}");
+    // Every account of the organisation has rows, and nothing else does.
+    let accounts: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    let expected: std::collections::BTreeSet<&str> = manifest["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(accounts, expected);
+}
+
+#[test]
+fn scan_of_the_real_logs_shows_the_denied_burst() {
+    let logs = common::real_data().join("invictus-stratus-simulation");
+    let out = trailhound()
+        .args(["scan", "--logs"])
+        .arg(&logs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, rows) = scan_rows(&out.stdout);
+    // The labels: a new role makes 29 ec2:GetPasswordData calls, all denied.
+    let burst: Vec<&Vec<String>> = rows.iter().filter(|r| r[5] == "GetPasswordData").collect();
+    assert_eq!(burst.len(), 1, "{burst:?}");
+    assert_eq!(burst[0][6], "denied");
+    assert_eq!(burst[0][7], "29");
+    assert_eq!(burst[0][2], "AssumedRole");
 }

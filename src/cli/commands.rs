@@ -102,6 +102,19 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Tables => super::aws_commands::tables(&config).await,
         Command::Rules { action } => super::rules::run(&config, &cli.state, action).await,
+        Command::Scan {
+            logs,
+            accounts,
+            from,
+            until,
+            format,
+        } => {
+            let period = match (from, until) {
+                (Some(f), Some(u)) => Some(window(*f, *u)?),
+                _ => None,
+            };
+            super::scan::run(cli, logs, accounts, period, *format).await
+        }
         Command::Baseline => {
             if config.store.kind != trailhound::config::StoreKind::Sqlite {
                 bail!("`baseline` shows the SQLite state file; with [store] kind = \"dynamodb\" look at the table in the AWS console");
@@ -129,6 +142,7 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
             seed,
             days,
             end,
+            generate_only,
             output,
         } => {
             let end = if end == "now" {
@@ -137,7 +151,12 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
                 Timestamp::parse(end)
                     .context("--end must be a time like 2026-11-02T15:00:00Z, or now")?
             };
-            super::demo::run(cli, &config, keep.as_deref(), *seed, *days, end, output).await
+            match keep {
+                Some(dir) if *generate_only => super::demo::generate_only(dir, *seed, *days, end),
+                _ => {
+                    super::demo::run(cli, &config, keep.as_deref(), *seed, *days, end, output).await
+                }
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `trailhound demo`: a synthetic organisation with injected attacks, learned and hunted
 //! exactly as real logs would be, then a note of where the injected attacks ranked.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +34,16 @@ fn injected(manifest: &DemoManifest, f: &Finding) -> Option<&'static str> {
                     || f.event_ids.iter().any(|e| a.event_ids.contains(e)))
         })
         .map(|a| a.name)
+}
+
+/// Writes the demo's logs into `dir` and prints the manifest (JSON) on stdout.
+pub fn generate_only(dir: &Path, seed: u64, days: u32, end: Timestamp) -> Result<ExitCode> {
+    let options = DemoOptions { seed, days, end };
+    let manifest = generate(dir, &options)
+        .with_context(|| format!("writing the demo logs into {}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&manifest)?;
+    writeln!(std::io::stdout().lock(), "{text}").context("writing the manifest to stdout")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run(

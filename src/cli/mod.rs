@@ -8,6 +8,7 @@ mod commands;
 mod demo;
 mod parts;
 mod rules;
+mod scan;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -220,6 +221,27 @@ pub enum Command {
     },
     /// Show what the state file holds.
     Baseline,
+    /// Print the distinct activity of a folder of logs: one row per account, principal,
+    /// action and outcome, with counts and first and last times. No baseline, no findings:
+    /// "who did what" over a copy of the trail.
+    Scan {
+        /// Folder of CloudTrail logs (as for `hunt`).
+        #[arg(long, value_name = "DIR", default_value = "AWSLogs")]
+        logs: PathBuf,
+        /// Only these accounts (repeatable). Default: every account found.
+        #[arg(long = "account", value_name = "ID")]
+        accounts: Vec<String>,
+        /// Only objects delivered from this time (files without a delivery time: records from
+        /// this eventTime).
+        #[arg(long, value_parser = parse_time, requires = "until")]
+        from: Option<Timestamp>,
+        /// Up to this time (exclusive).
+        #[arg(long, value_parser = parse_time, requires = "from")]
+        until: Option<Timestamp>,
+        /// How rows are printed on stdout.
+        #[arg(long, value_enum, default_value_t = scan::RowFormat::Csv)]
+        format: scan::RowFormat,
+    },
     /// Generate a synthetic organisation with injected attacks, learn 14 days, hunt the last hour.
     Demo {
         /// Keep the generated logs and state in this folder (default: a temporary folder, removed after).
@@ -235,6 +257,10 @@ pub enum Command {
         /// every day (the README quotes them); `now` for the current hour.
         #[arg(long, default_value = DEMO_END)]
         end: String,
+        /// Only write the logs (into --keep) and print what was written as JSON; no learn, no
+        /// hunt. For benchmarks and for trying other tools on the same logs.
+        #[arg(long, requires = "keep")]
+        generate_only: bool,
         #[command(flatten)]
         output: OutputArgs,
     },

@@ -1,12 +1,14 @@
 //! CloudTrail itself: records, principals, identifiers, object names and readers.
 //! Imports nothing else of trailhound's; everything above builds on it.
 
+pub mod gunzip;
 pub mod ids;
 pub mod layout;
 pub mod outcome;
 pub mod principal;
 pub mod reader;
 pub mod record;
+pub mod structure;
 pub mod time;
 
 pub use ids::{AccountId, Action, Region};

@@ -10,6 +10,8 @@ use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::record::Record;
+
 /// Largest decompressed object accepted. CloudTrail objects are a few MB; anything near this
 /// is a decompression bomb or not CloudTrail.
 pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
@@ -33,6 +35,9 @@ pub fn decompress(bytes: Vec<u8>) -> Result<Vec<u8>, ReadError> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(bytes);
     }
+    if let Some(out) = super::gunzip::single_member(&bytes, MAX_OBJECT_BYTES) {
+        return Ok(out);
+    }
     let mut out = Vec::with_capacity(bytes.len() * 8);
     MultiGzDecoder::new(&bytes[..])
         .take(MAX_OBJECT_BYTES + 1)
@@ -42,6 +47,30 @@ pub fn decompress(bytes: Vec<u8>) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge);
     }
     Ok(out)
+}
+
+/// `{"Records":[...]}` decoded straight into records.
+#[derive(Deserialize)]
+struct DecodedEnvelope<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<Record<'a>>,
+}
+
+/// Decodes every record of an object in one pass when the whole object is well formed: a
+/// `Records` envelope or an array, every record valid. `None` otherwise, and the caller splits
+/// the object with [`split_records`] and decodes record by record, counting each bad one.
+///
+/// Almost every object CloudTrail delivers takes this path, which reads each byte once.
+pub fn decode_whole(bytes: &[u8]) -> Option<Vec<Record<'_>>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let first = text.trim_start().as_bytes().first()?;
+    match first {
+        b'{' => serde_json::from_str::<DecodedEnvelope>(text)
+            .ok()
+            .map(|e| e.records),
+        b'[' => serde_json::from_str::<Vec<Record>>(text).ok(),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -54,8 +83,18 @@ struct Envelope<'a> {
 /// line, say), the records before the break are returned along with the error, so nothing
 /// already read is lost.
 pub struct Split<'a> {
-    pub records: Vec<&'a RawValue>,
+    pub records: Vec<RecordText<'a>>,
     pub error: Option<ReadError>,
+}
+
+/// The JSON text of one record, borrowed from the object; decoding it is the caller's job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordText<'a>(&'a str);
+
+impl<'a> RecordText<'a> {
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
 }
 
 /// Splits decompressed bytes into record texts.
@@ -78,6 +117,13 @@ pub fn split_records(bytes: &[u8]) -> Split<'_> {
 }
 
 fn split_text(text: &str) -> Split<'_> {
+    // CloudTrail's own objects: framed by structure alone, each record decoded later.
+    if let Some(texts) = super::structure::split_frame(text) {
+        return Split {
+            records: texts.into_iter().map(RecordText).collect(),
+            error: None,
+        };
+    }
     let mut records = Vec::new();
     let mut values = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     let mut count = 0usize;
@@ -95,15 +141,15 @@ fn split_text(text: &str) -> Split<'_> {
                 let raw = value.get();
                 match raw.as_bytes().first() {
                     Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(raw) {
-                        Ok(items) => records.extend(items),
+                        Ok(items) => records.extend(items.iter().map(|r| RecordText(r.get()))),
                         Err(_) => return not_records(records),
                     },
                     Some(b'{') => match serde_json::from_str::<Envelope>(raw) {
                         Ok(Envelope {
                             records: Some(items),
-                        }) => records.extend(items),
+                        }) => records.extend(items.iter().map(|r| RecordText(r.get()))),
                         // A lone record, or one line of JSON lines.
-                        Ok(Envelope { records: None }) => records.push(value),
+                        Ok(Envelope { records: None }) => records.push(RecordText(raw)),
                         Err(_) => return not_records(records),
                     },
                     _ => return not_records(records),
@@ -123,7 +169,7 @@ fn split_text(text: &str) -> Split<'_> {
     }
 }
 
-fn not_records(records: Vec<&RawValue>) -> Split<'_> {
+fn not_records(records: Vec<RecordText<'_>>) -> Split<'_> {
     Split {
         records,
         error: Some(ReadError::NotRecords),

@@ -48,8 +48,9 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// A compact human summary, a few lines, newline-terminated.
-    pub fn render(&self) -> String {
+    /// The first lines of the summary only: the run, the objects and the records read. What
+    /// `trailhound scan` prints, as it neither learns nor reports.
+    pub fn render_reading(&self) -> String {
         let mut out = String::new();
         let r = &self.report;
         let elapsed = self.elapsed_seconds.max(0.0);
@@ -104,6 +105,12 @@ impl RunSummary {
         );
         by_reason(&mut out, "undecodable", &r.records_bad);
         by_reason(&mut out, "without principal", &r.records_no_principal);
+        out
+    }
+
+    /// A compact human summary, a few lines, newline-terminated.
+    pub fn render(&self) -> String {
+        let mut out = self.render_reading();
 
         let ignored: u64 = self.principals_ignored.values().sum();
         let mut principals = format!("principals: {} seen", self.principals);

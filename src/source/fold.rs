@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use super::activity::{Activity, Samples, ScanReport};
-use crate::cloudtrail::reader::{decompress, split_records};
+use crate::cloudtrail::reader::{decode_whole, decompress, split_records, RecordText};
 use crate::cloudtrail::{is_instance_session, AccountId, Action, Outcome, Principal, Record};
 use crate::detect::rules::RuleEngine;
 use crate::window::Window;
@@ -127,26 +127,22 @@ pub(crate) fn fold_object(
             return;
         }
     };
-    let split = split_records(&bytes);
-    if let Some(e) = &split.error {
-        let kept = split.records.len();
-        part.report.objects_bad.insert(
-            shown.to_string(),
-            format!("{e} (kept the {kept} records before it)"),
-        );
-    }
-    let mut parsed = Vec::with_capacity(split.records.len());
-    for raw in &split.records {
-        part.report.records += 1;
-        match Record::parse(raw.get()) {
-            Ok(r) => parsed.push((r, raw)),
-            Err(reason) => *part.report.records_bad.entry(reason).or_default() += 1,
+    // Well-formed objects are decoded in one pass; the others record by record, so one bad
+    // record costs only itself. Record texts are found only when a rule may want them.
+    let (parsed, texts) = match decode_whole(&bytes) {
+        Some(records) => {
+            part.report.records += records.len() as u64;
+            (records, None)
         }
-    }
+        None => {
+            let (records, texts) = split_and_decode(&bytes, shown, part);
+            (records, Some(texts))
+        }
+    };
     // Deduplicate by eventID across the whole window: one lock per object, not per record.
     let keys: Vec<Option<u64>> = parsed
         .iter()
-        .map(|(r, _)| r.event_id.get().map(event_key))
+        .map(|r| r.event_id.get().map(event_key))
         .collect();
     let fresh: Vec<bool> = match shared.seen.lock() {
         Ok(mut set) => keys
@@ -155,7 +151,11 @@ pub(crate) fn fold_object(
             .collect(),
         Err(_) => vec![true; keys.len()],
     };
-    for ((record, raw), is_new) in parsed.iter().zip(fresh) {
+    let mut texts = RecordTexts {
+        bytes: &bytes,
+        texts,
+    };
+    for (n, (record, is_new)) in parsed.iter().zip(fresh).enumerate() {
         if !is_new {
             part.report.records_duplicate += 1;
             continue;
@@ -171,18 +171,68 @@ pub(crate) fn fold_object(
             }
         }
         if let Some(rules) = &shared.rules {
-            keep_for_rules(rules, record, raw.get(), part);
+            if rules.may_want(&record.event_name) {
+                if let Some(text) = texts.get(n) {
+                    keep_for_rules(rules, text, part);
+                }
+            }
         }
         fold_record(record, account, part);
     }
 }
 
+/// Splits an object that did not decode whole and decodes its records one by one: records
+/// before a break in the object are kept and the break is reported under the object's name;
+/// each record that does not decode is counted by reason.
+fn split_and_decode<'a>(
+    bytes: &'a [u8],
+    shown: &str,
+    part: &mut Partial,
+) -> (Vec<Record<'a>>, Vec<RecordText<'a>>) {
+    let split = split_records(bytes);
+    if let Some(e) = &split.error {
+        let kept = split.records.len();
+        part.report.objects_bad.insert(
+            shown.to_string(),
+            format!("{e} (kept the {kept} records before it)"),
+        );
+    }
+    let mut records = Vec::with_capacity(split.records.len());
+    let mut texts = Vec::with_capacity(split.records.len());
+    for raw in split.records {
+        part.report.records += 1;
+        match Record::parse(raw.get()) {
+            Ok(r) => {
+                records.push(r);
+                texts.push(raw);
+            }
+            Err(reason) => *part.report.records_bad.entry(reason).or_default() += 1,
+        }
+    }
+    (records, texts)
+}
+
+/// The texts of an object's decoded records, found on first use: an object decoded whole is
+/// split only when a rule may want one of its records.
+struct RecordTexts<'a> {
+    bytes: &'a [u8],
+    texts: Option<Vec<RecordText<'a>>>,
+}
+
+impl<'a> RecordTexts<'a> {
+    fn get(&mut self, n: usize) -> Option<&'a str> {
+        if self.texts.is_none() {
+            // The object decoded whole, so it splits without a bad record or a break, into
+            // the same records in the same order.
+            self.texts = Some(split_records(self.bytes).records);
+        }
+        self.texts.as_ref()?.get(n).map(RecordText::get)
+    }
+}
+
 /// Keeps the record's text when a rule's condition holds for it. Only records whose
 /// eventName some rule names (or all, when a rule names none) are decoded for the test.
-fn keep_for_rules(rules: &RuleEngine, record: &Record<'_>, raw: &str, part: &mut Partial) {
-    if !rules.may_want(&record.event_name) {
-        return;
-    }
+fn keep_for_rules(rules: &RuleEngine, raw: &str, part: &mut Partial) {
     // The record parsed once already; as a generic value it parses again.
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(raw) {
         if rules.wants(&value) {
