@@ -55,21 +55,27 @@ fn trailer_size(bytes: &[u8]) -> Option<u64> {
 /// Decompresses a single-member gzip object of at most `max` bytes, or returns `None` when the
 /// object is anything else (see the module comment).
 pub fn single_member(bytes: &[u8], max: u64) -> Option<Vec<u8>> {
-    if bytes.len() < MIN_MEMBER {
-        return None;
-    }
-    let size = trailer_size(bytes)?;
-    if size == 0 || size > max || size > (bytes.len() as u64).saturating_mul(MAX_RATIO) {
-        return None;
-    }
-    let size = usize::try_from(size).ok()?;
-    let mut out = vec![0u8; size];
+    let mut out = Vec::new();
+    single_member_into(bytes, max, &mut out).then_some(out)
+}
+
+/// As [`single_member`], into `out` (replacing what it held), so that a reader can reuse one
+/// buffer for every object instead of asking the allocator, and the kernel, for a new one.
+/// Returns whether it decoded the object; when not, `out` holds nothing of use.
+pub fn single_member_into(bytes: &[u8], max: u64, out: &mut Vec<u8>) -> bool {
+    let Some(size) = claimed_size(bytes, max) else {
+        return false;
+    };
+    out.clear();
+    out.resize(size, 0);
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             *slot = Decompressor::new();
         }
-        let d = slot.as_ref()?;
+        let Some(d) = slot.as_ref() else {
+            return false;
+        };
         let mut used_in = 0usize;
         let mut made = 0usize;
         // SAFETY: `d` is a live decompressor used by this thread only; the input and output
@@ -86,10 +92,20 @@ pub fn single_member(bytes: &[u8], max: u64) -> Option<Vec<u8>> {
                 &mut made,
             )
         };
-        (result == libdeflate_result_LIBDEFLATE_SUCCESS && used_in == bytes.len() && made == size)
-            .then_some(())
-    })?;
-    Some(out)
+        result == libdeflate_result_LIBDEFLATE_SUCCESS && used_in == bytes.len() && made == size
+    })
+}
+
+/// The output size the trailer claims, when it is one this path may decode into.
+fn claimed_size(bytes: &[u8], max: u64) -> Option<usize> {
+    if bytes.len() < MIN_MEMBER {
+        return None;
+    }
+    let size = trailer_size(bytes)?;
+    if size == 0 || size > max || size > (bytes.len() as u64).saturating_mul(MAX_RATIO) {
+        return None;
+    }
+    usize::try_from(size).ok()
 }
 
 #[cfg(test)]

@@ -32,21 +32,34 @@ pub enum ReadError {
 
 /// Decompresses when the bytes start with the gzip magic, whatever the file is called.
 pub fn decompress(bytes: Vec<u8>) -> Result<Vec<u8>, ReadError> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
+    if !is_gzip(&bytes) {
         return Ok(bytes);
     }
-    if let Some(out) = super::gunzip::single_member(&bytes, MAX_OBJECT_BYTES) {
-        return Ok(out);
+    let mut out = Vec::new();
+    gunzip_into(&bytes, &mut out)?;
+    Ok(out)
+}
+
+/// Whether the bytes start with the gzip magic.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// Decompresses gzip `bytes` into `out`, replacing what it held; `out`'s allocation is reused.
+pub fn gunzip_into(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), ReadError> {
+    if super::gunzip::single_member_into(bytes, MAX_OBJECT_BYTES, out) {
+        return Ok(());
     }
-    let mut out = Vec::with_capacity(bytes.len() * 8);
-    MultiGzDecoder::new(&bytes[..])
+    out.clear();
+    out.reserve(bytes.len().saturating_mul(8));
+    MultiGzDecoder::new(bytes)
         .take(MAX_OBJECT_BYTES + 1)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(ReadError::Gzip)?;
     if out.len() as u64 > MAX_OBJECT_BYTES {
         return Err(ReadError::TooLarge);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `{"Records":[...]}` decoded straight into records.
@@ -65,10 +78,10 @@ pub fn decode_whole(bytes: &[u8]) -> Option<Vec<Record<'_>>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let first = text.trim_start().as_bytes().first()?;
     match first {
-        b'{' => serde_json::from_str::<DecodedEnvelope>(text)
+        b'{' => sonic_rs::from_str::<DecodedEnvelope>(text)
             .ok()
             .map(|e| e.records),
-        b'[' => serde_json::from_str::<Vec<Record>>(text).ok(),
+        b'[' => sonic_rs::from_str::<Vec<Record>>(text).ok(),
         _ => None,
     }
 }

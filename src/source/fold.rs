@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use super::activity::{Activity, Samples, ScanReport};
-use crate::cloudtrail::reader::{decode_whole, decompress, split_records, RecordText};
+use crate::cloudtrail::reader::{decode_whole, gunzip_into, is_gzip, split_records, RecordText};
 use crate::cloudtrail::{is_instance_session, AccountId, Action, Outcome, Principal, Record};
 use crate::detect::rules::RuleEngine;
 use crate::window::Window;
@@ -26,6 +26,10 @@ pub(crate) struct Partial {
     pub(crate) report: ScanReport,
     /// The text of records some rule's condition holds for.
     pub(crate) rule_records: Vec<String>,
+    /// Buffers reused from one object to the next: the file as read, and its decompressed
+    /// text. Never merged.
+    pub(crate) file_buffer: Vec<u8>,
+    json_buffer: Vec<u8>,
 }
 
 impl Partial {
@@ -109,33 +113,56 @@ pub(crate) struct ObjectRef<'a> {
 /// in the object are kept; the break is reported under the object's name.
 pub(crate) fn fold_object(
     object: ObjectRef<'_>,
-    bytes: Vec<u8>,
+    bytes: &[u8],
+    account: &AccountId,
+    window: &Window,
+    shared: &WindowShared,
+    part: &mut Partial,
+) {
+    part.report.objects_read += 1;
+    part.report.bytes_read += bytes.len() as u64;
+    if !is_gzip(bytes) {
+        fold_text(object, bytes, account, window, shared, part);
+        return;
+    }
+    let mut json = std::mem::take(&mut part.json_buffer);
+    match gunzip_into(bytes, &mut json) {
+        Ok(()) => fold_text(object, &json, account, window, shared, part),
+        Err(e) => {
+            part.report
+                .objects_bad
+                .insert(object.shown.to_string(), e.to_string());
+        }
+    }
+    // The buffer is kept for the worker's next object, unless an outsized object grew it.
+    if json.capacity() <= MAX_KEPT_BUFFER {
+        part.json_buffer = json;
+    }
+}
+
+/// The largest decompression buffer a worker keeps between objects (CloudTrail's objects are
+/// rarely above a few MB).
+const MAX_KEPT_BUFFER: usize = 64 << 20;
+
+/// Folds one object's decompressed text into `part`.
+fn fold_text(
+    object: ObjectRef<'_>,
+    bytes: &[u8],
     account: &AccountId,
     window: &Window,
     shared: &WindowShared,
     part: &mut Partial,
 ) {
     let shown = object.shown;
-    part.report.objects_read += 1;
-    part.report.bytes_read += bytes.len() as u64;
-    let bytes = match decompress(bytes) {
-        Ok(b) => b,
-        Err(e) => {
-            part.report
-                .objects_bad
-                .insert(shown.to_string(), e.to_string());
-            return;
-        }
-    };
     // Well-formed objects are decoded in one pass; the others record by record, so one bad
     // record costs only itself. Record texts are found only when a rule may want them.
-    let (parsed, texts) = match decode_whole(&bytes) {
+    let (parsed, texts) = match decode_whole(bytes) {
         Some(records) => {
             part.report.records += records.len() as u64;
             (records, None)
         }
         None => {
-            let (records, texts) = split_and_decode(&bytes, shown, part);
+            let (records, texts) = split_and_decode(bytes, shown, part);
             (records, Some(texts))
         }
     };
@@ -151,10 +178,7 @@ pub(crate) fn fold_object(
             .collect(),
         Err(_) => vec![true; keys.len()],
     };
-    let mut texts = RecordTexts {
-        bytes: &bytes,
-        texts,
-    };
+    let mut texts = RecordTexts { bytes, texts };
     for (n, (record, is_new)) in parsed.iter().zip(fresh).enumerate() {
         if !is_new {
             part.report.records_duplicate += 1;

@@ -292,7 +292,7 @@ impl S3Source {
                 shown: &url,
                 named: true,
             };
-            fold_object(object, bytes, &account, &window, &shared, &mut part);
+            fold_object(object, &bytes, &account, &window, &shared, &mut part);
             part
         })
         .await

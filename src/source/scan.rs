@@ -10,6 +10,7 @@
 //! the worker count times the largest object plus the distinct rows of the window.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 use super::activity::ActivityBatch;
 use super::fold::{fold_object, merge, record_account, ObjectRef, Partial, WindowShared};
 use super::{ActivitySource, SourceError};
-use crate::cloudtrail::layout::{is_non_event_folder, parse_object_name, ObjectKind};
+use crate::cloudtrail::layout::{is_non_event_folder, parse_object_name, ObjectKind, ObjectName};
 use crate::cloudtrail::reader::{decode_whole, decompress, split_records};
 use crate::cloudtrail::{AccountId, Record, Span, Timestamp};
 use crate::detect::rules::RuleEngine;
@@ -39,9 +40,23 @@ struct LooseFile {
     accounts: BTreeSet<AccountId>,
 }
 
+/// A folder holding only CloudTrail-named objects of one account delivered on one day, as
+/// CloudTrail's own layout does (`.../ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/`). Only the folder
+/// is kept; its objects are listed again when a window needs them, so the index of a folder of
+/// years of logs stays a few bytes per day instead of a path per object.
+#[derive(Clone, Debug)]
+struct DayFolder {
+    path: PathBuf,
+    first: Timestamp,
+    last: Timestamp,
+    objects: u64,
+}
+
 #[derive(Debug, Default)]
 struct Index {
+    /// Named objects in folders that are not day folders.
     named: BTreeMap<AccountId, Vec<NamedObject>>,
+    days: BTreeMap<AccountId, Vec<DayFolder>>,
     loose: Vec<LooseFile>,
     /// Digest and Insight objects.
     not_events: u64,
@@ -89,7 +104,11 @@ impl FolderSource {
         let mut index = Index::default();
         let mut loose = Vec::new();
         if meta.is_file() {
-            classify(root, &mut index, &mut loose);
+            let mut named = Vec::new();
+            classify(root, &mut index, &mut loose, &mut named);
+            for (account, object) in named {
+                index.named.entry(account).or_default().push(object);
+            }
         } else {
             walk(root, &mut index, &mut loose);
         }
@@ -132,8 +151,23 @@ impl FolderSource {
 
     /// The range of delivery minutes of the account's named objects, if it has any.
     pub fn delivery_span(&self, account: &AccountId) -> Option<(Timestamp, Timestamp)> {
-        let list = self.index.named.get(account)?;
-        Some((list.first()?.delivered, list.last()?.delivered))
+        let named = self
+            .index
+            .named
+            .get(account)
+            .into_iter()
+            .flatten()
+            .map(|o| (o.delivered, o.delivered));
+        let days = self
+            .index
+            .days
+            .get(account)
+            .into_iter()
+            .flatten()
+            .map(|d| (d.first, d.last));
+        named
+            .chain(days)
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
     }
 
     /// The windows that read all of `account`'s objects within `period` once each: a day at a
@@ -158,22 +192,67 @@ impl FolderSource {
         Window::new(start, end).map_or_else(Vec::new, |w| w.split_by_day())
     }
 
-    /// Objects of the account delivered within the window.
-    fn select(&self, account: &AccountId, window: &Window) -> Vec<(PathBuf, bool)> {
-        let mut chosen = Vec::new();
+    /// Objects of the account delivered within the window, and the day folders that could
+    /// not be listed again (with the reason).
+    fn select(&self, account: &AccountId, window: &Window) -> Selection {
+        let mut named: Vec<NamedObject> = Vec::new();
+        let mut unreadable = Vec::new();
         if let Some(list) = self.index.named.get(account) {
             // The list is sorted by delivery time: find the window's slice by binary search.
             let from = list.partition_point(|o| o.delivered < window.start);
             let to = list.partition_point(|o| o.delivered < window.end);
-            chosen.extend(list[from..to].iter().map(|o| (o.path.clone(), true)));
+            named.extend(list[from..to].iter().cloned());
         }
+        for day in self.index.days.get(account).into_iter().flatten() {
+            if day.last < window.start || day.first >= window.end {
+                continue;
+            }
+            if let Err(e) = list_day_folder(&day.path, account, window, &mut named) {
+                unreadable.push((day.path.display().to_string(), e.to_string()));
+            }
+        }
+        named.sort_by(|a, b| {
+            (a.delivered, a.path.as_os_str()).cmp(&(b.delivered, b.path.as_os_str()))
+        });
+        let mut chosen: Vec<(PathBuf, bool)> = named.into_iter().map(|o| (o.path, true)).collect();
         for f in &self.index.loose {
             if f.accounts.contains(account) {
                 chosen.push((f.path.clone(), false));
             }
         }
-        chosen
+        Selection {
+            objects: chosen,
+            unreadable,
+        }
     }
+}
+
+/// What a window opens: `(path, named)` in delivery order, then the files without a delivery
+/// time; and the folders that could not be listed.
+struct Selection {
+    objects: Vec<(PathBuf, bool)>,
+    unreadable: Vec<(String, String)>,
+}
+
+/// Adds the account's log objects of a day folder delivered within the window.
+fn list_day_folder(
+    dir: &Path,
+    account: &AccountId,
+    window: &Window,
+    out: &mut Vec<NamedObject>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if let Some(o) = object_name(&path) {
+            if o.kind == ObjectKind::Log && o.account == *account && window.contains(o.delivered) {
+                out.push(NamedObject {
+                    delivered: o.delivered,
+                    path,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn walk(root: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
@@ -216,6 +295,7 @@ fn walk(root: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
         }
         // Byte order of the names, not component-wise path order: same result, far cheaper.
         names.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+        let mut here: Vec<(AccountId, NamedObject)> = Vec::new();
         for (path, kind) in names {
             let kind = match kind {
                 Some(k) if !k.is_symlink() => Ok(k),
@@ -223,7 +303,7 @@ fn walk(root: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
             };
             match kind {
                 Ok(k) if k.is_dir() => stack.push(path),
-                Ok(k) if k.is_file() => classify(&path, index, loose),
+                Ok(k) if k.is_file() => classify(&path, index, loose, &mut here),
                 Ok(_) => index.not_logs += 1,
                 Err(e) => {
                     index
@@ -232,10 +312,45 @@ fn walk(root: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
                 }
             }
         }
+        keep_named(dir, here, index);
     }
 }
 
-fn classify(path: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
+/// Indexes one folder's named objects: as a day folder when they are all of one account and
+/// delivery day, object by object otherwise.
+fn keep_named(dir: PathBuf, here: Vec<(AccountId, NamedObject)>, index: &mut Index) {
+    let Some((account, first)) = here.first() else {
+        return;
+    };
+    let day = first.delivered.day_start();
+    let one_day = here
+        .iter()
+        .all(|(a, o)| a == account && o.delivered.day_start() == day);
+    if one_day {
+        let folder = DayFolder {
+            path: dir,
+            first: here.iter().map(|(_, o)| o.delivered).min().unwrap_or(day),
+            last: here.iter().map(|(_, o)| o.delivered).max().unwrap_or(day),
+            objects: here.len() as u64,
+        };
+        index.days.entry(account.clone()).or_default().push(folder);
+        return;
+    }
+    for (account, object) in here {
+        index.named.entry(account).or_default().push(object);
+    }
+}
+
+fn object_name(path: &Path) -> Option<ObjectName> {
+    parse_object_name(&path.file_name()?.to_string_lossy())
+}
+
+fn classify(
+    path: &Path,
+    index: &mut Index,
+    loose: &mut Vec<PathBuf>,
+    named: &mut Vec<(AccountId, NamedObject)>,
+) {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
@@ -245,12 +360,13 @@ fn classify(path: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
         return;
     }
     match parse_object_name(&name) {
-        Some(o) if o.kind == ObjectKind::Log => {
-            index.named.entry(o.account).or_default().push(NamedObject {
+        Some(o) if o.kind == ObjectKind::Log => named.push((
+            o.account,
+            NamedObject {
                 path: path.to_path_buf(),
                 delivered: o.delivered,
-            })
-        }
+            },
+        )),
         Some(_) => index.not_events += 1,
         None if looks_like_log(&name) => loose.push(path.to_path_buf()),
         None => index.not_logs += 1,
@@ -333,13 +449,18 @@ fn scan_object(
     part: &mut Partial,
 ) {
     let shown = path.display().to_string();
-    match std::fs::read(path) {
-        Ok(bytes) => {
+    // One read buffer per worker, reused: most objects are a few KB, and a fresh allocation
+    // for each costs more than reading it.
+    let mut bytes = std::mem::take(&mut part.file_buffer);
+    bytes.clear();
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes));
+    match read {
+        Ok(_) => {
             let object = ObjectRef {
                 shown: &shown,
                 named,
             };
-            fold_object(object, bytes, account, window, shared, part);
+            fold_object(object, &bytes, account, window, shared, part);
         }
         Err(e) => {
             part.report
@@ -347,7 +468,13 @@ fn scan_object(
                 .insert(shown, format!("cannot read: {e}"));
         }
     }
+    if bytes.capacity() <= MAX_KEPT_READ_BUFFER {
+        part.file_buffer = bytes;
+    }
 }
+
+/// The largest read buffer a worker keeps between objects.
+const MAX_KEPT_READ_BUFFER: usize = 16 << 20;
 
 /// Scans the chosen objects on `workers` threads and merges what they found.
 fn scan(
@@ -399,6 +526,7 @@ fn scan(
 impl ActivitySource for FolderSource {
     async fn accounts(&self) -> Result<Vec<AccountId>, SourceError> {
         let mut all: BTreeSet<AccountId> = self.index.named.keys().cloned().collect();
+        all.extend(self.index.days.keys().cloned());
         for f in &self.index.loose {
             all.extend(f.accounts.iter().cloned());
         }
@@ -410,7 +538,10 @@ impl ActivitySource for FolderSource {
         account: &AccountId,
         window: &Window,
     ) -> Result<ActivityBatch, SourceError> {
-        let objects = self.select(account, window);
+        let Selection {
+            objects,
+            unreadable,
+        } = self.select(account, window);
         let listed = objects.len() as u64;
         if let Some(bar) = &self.progress {
             bar.inc_length(objects.len() as u64);
@@ -440,12 +571,14 @@ impl ActivitySource for FolderSource {
 
         let (rows, mut report, rule_records) = part.finish();
         report.objects_listed = listed;
+        report.objects_bad.extend(unreadable);
         // Walk-level counts belong to the whole folder: report them with the first batch.
         if let Ok(mut taken) = self.walk_report_taken.lock() {
             if !*taken {
                 *taken = true;
                 let named: usize = self.index.named.values().map(Vec::len).sum();
-                report.objects_found += (named + self.index.loose.len()) as u64;
+                let in_days: u64 = self.index.days.values().flatten().map(|d| d.objects).sum();
+                report.objects_found += (named + self.index.loose.len()) as u64 + in_days;
                 report.objects_not_events += self.index.not_events;
                 report.files_not_logs += self.index.not_logs;
                 for (p, r) in &self.index.unreadable {
