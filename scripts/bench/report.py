@@ -97,6 +97,11 @@ def load(run, name):
             load = f.read().strip()
     except OSError:
         load = "unknown"
+    try:
+        with open(os.path.join(d, "reused"), encoding="utf-8") as f:
+            reused = os.path.basename(f.read().strip().rstrip("/"))
+    except OSError:
+        reused = None
     return {
         "name": name,
         "root": root,
@@ -106,6 +111,7 @@ def load(run, name):
         "agreement": read_json("agreement.json"),
         "times": times,
         "load": load,
+        "reused": reused,
     }
 
 
@@ -205,6 +211,10 @@ def markdown(corpora, m, sha, run):
     ]
     for c in corpora:
         parts += [corpus_markdown(c), ""]
+        if c.get("reused"):
+            parts += [f"(jq's and DuckDB's rows and times for {c['name']} are those of the full "
+                      f"run {c['reused']} on the same files; trailhound and the floor were timed "
+                      "again, and the agreement checked on the new rows.)", ""]
     t = targets(corpora)
     if t:
         parts += ["Issue 7's targets (on the largest generated corpus):", ""] + t + [""]

@@ -1,8 +1,9 @@
-//! Turns the bytes of one delivered object into record texts.
+//! Turns the bytes of one delivered object into records.
 //!
 //! Accepted: gzip or plain; `{"Records":[...]}` as CloudTrail delivers, a bare JSON array, a
-//! single record object, or JSON lines. Records come out as raw JSON text borrowed from the
-//! buffer so that each one is decoded (and, if broken, rejected) on its own.
+//! single record object, or JSON lines. A well-formed object is decoded in one pass
+//! ([`decode_whole`]); any other is split into record texts borrowed from the buffer
+//! ([`split_records`]) so that each one is decoded (and, if broken, rejected) on its own.
 
 use std::io::Read;
 

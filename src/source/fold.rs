@@ -1,7 +1,8 @@
 //! Folding CloudTrail objects into Activity rows: the per-object work every direct source
 //! shares, whatever the bytes came from (a file, an S3 object).
 //!
-//! One object: decompress, split into records, parse, drop eventIDs already seen in this
+//! One object: decompress, decode its records (in one pass when the object is well formed,
+//! record by record when it is not), drop eventIDs already seen in this
 //! window, fold each record into its (principal, action, outcome) row, and count every record
 //! that did not become activity. Workers each fold into their own [`Partial`]; [`merge`]
 //! combines them at the end, so the only shared state is the eventID set.

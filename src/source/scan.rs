@@ -3,7 +3,9 @@
 //!
 //! The folder is walked once when the source is opened. Objects named as CloudTrail names them
 //! are indexed by account and delivery minute, so a window opens only the objects delivered in
-//! it. Other log files (published datasets, exports) carry no delivery time: they are read
+//! it; a folder of one account's objects of one delivery day (CloudTrail's own layout) is kept
+//! as the folder and listed again by the windows that need it, so the index does not grow with
+//! the number of objects. Other log files (published datasets, exports) carry no delivery time: they are read
 //! whole and their records windowed by eventTime, attributed to the account in the record.
 //!
 //! Objects are read on all cores, one object per worker at a time, so memory is bounded by
