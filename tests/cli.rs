@@ -165,9 +165,16 @@ fn hunting_the_same_period_twice_reports_nothing_new() {
     assert_eq!(String::from_utf8_lossy(&second.stdout).lines().count(), 0);
 }
 
-/// Parses `scan --format csv` output into (header, rows).
-fn scan_rows(stdout: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut reader = csv::Reader::from_reader(stdout);
+/// Runs `scan --format csv` over `logs`: its summary (stderr), the CSV header and rows.
+fn scan(logs: &std::path::Path) -> (String, Vec<String>, Vec<Vec<String>>) {
+    let out = trailhound()
+        .args(["scan", "--logs"])
+        .arg(logs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let mut reader = csv::Reader::from_reader(&out.stdout[..]);
     let header = reader
         .headers()
         .unwrap()
@@ -178,7 +185,7 @@ fn scan_rows(stdout: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
         .records()
         .map(|r| r.unwrap().iter().map(str::to_string).collect())
         .collect();
-    (header, rows)
+    (stderr, header, rows)
 }
 
 /// The number after `label` in the scan summary line that starts with `line`.
@@ -215,14 +222,7 @@ fn scan_counts_every_call_of_a_generated_organisation_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let out = trailhound()
-        .args(["scan", "--logs"])
-        .arg(dir.path().join("AWSLogs"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let (header, rows) = scan_rows(&out.stdout);
+    let (stderr, header, rows) = scan(&dir.path().join("AWSLogs"));
     assert_eq!(header[..3], ["account", "principal", "principal_type"]);
     // Every record the generator wrote is read; each delivered twice counts once.
     let read = summary_count(&stderr, "records:", "read");
@@ -248,17 +248,7 @@ fn scan_counts_every_call_of_a_generated_organisation_once() {
 #[test]
 fn scan_of_the_real_logs_shows_the_denied_burst() {
     let logs = common::real_data().join("invictus-stratus-simulation");
-    let out = trailhound()
-        .args(["scan", "--logs"])
-        .arg(&logs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (_, rows) = scan_rows(&out.stdout);
+    let (_, _, rows) = scan(&logs);
     // The labels: a new role makes 29 ec2:GetPasswordData calls, all denied.
     let burst: Vec<&Vec<String>> = rows.iter().filter(|r| r[5] == "GetPasswordData").collect();
     assert_eq!(burst.len(), 1, "{burst:?}");
