@@ -206,42 +206,8 @@ impl Profile {
     }
 }
 
-pub const COLUMNS: &[&str] = &[
-    "usable",
-    "no_identity",
-    "identity_type",
-    "identity_account",
-    "recipient_account",
-    "identity_arn",
-    "identity_principal_id",
-    "identity_user_name",
-    "identity_invoked_by",
-    "identity_provider",
-    "issuer_arn",
-    "on_behalf_of_user",
-    "on_behalf_of_store",
-    "eventsource",
-    "eventname",
-    "outcome",
-    "records",
-    "calls",
-    "first_time",
-    "last_time",
-    "regions",
-    "regions_distinct",
-    "source_ips",
-    "source_ips_distinct",
-    "user_agents",
-    "user_agents_distinct",
-    "error_codes",
-    "error_codes_distinct",
-    "event_ids",
-    "event_ids_distinct",
-    "read_only_calls",
-    "write_calls",
-    "logins_without_mfa",
-    "instance_calls",
-];
+/// The activity query's columns, as trailhound's reader expects them.
+pub const COLUMNS: &[&str] = &trailhound::source::athena::rows::COLUMNS;
 
 fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".into())

@@ -35,7 +35,8 @@ pub struct RowError {
 /// decode by the decoder's reason, and this is the same loss.
 pub const UNUSABLE: &str = "missing or malformed eventTime, eventSource or eventName";
 
-const COLUMNS: [&str; 34] = [
+/// The columns of sql/activity.sql, in its order: what [`activity_rows`] reads.
+pub const COLUMNS: [&str; 34] = [
     "usable",
     "no_identity",
     "identity_type",
