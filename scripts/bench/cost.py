@@ -36,6 +36,9 @@ import os
 import re
 import sys
 
+# The one way a section of docs/PERFORMANCE.md is rewritten, shared with the scan report.
+from report import write_between
+
 NAME = re.compile(
     r"^([0-9]{12})_CloudTrail_([a-z][a-z0-9-]{0,31})_([0-9]{8})T([0-9]{2})([0-9]{2})Z(_|$)"
 )
@@ -257,19 +260,6 @@ def markdown(root, data, rows):
         "reads exactly the window's objects, by construction.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_between(path, begin, end, text):
-    with open(path, encoding="utf-8") as f:
-        doc = f.read()
-    i, j = doc.find(begin), doc.find(end)
-    if i < 0 or j < i:
-        sys.exit(f"cost.py: {path} has no {begin} ... {end} section")
-    doc = doc[: i + len(begin)] + "\n" + text + doc[j:]
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(doc)
-    os.replace(tmp, path)
 
 
 def main():

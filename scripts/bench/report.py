@@ -226,7 +226,7 @@ def write_between(path, begin, end, text):
         doc = f.read()
     i, j = doc.find(begin), doc.find(end)
     if i < 0 or j < i:
-        sys.exit(f"report.py: {path} has no {begin} ... {end} section")
+        sys.exit(f"{os.path.basename(sys.argv[0])}: {path} has no {begin} ... {end} section")
     doc = doc[: i + len(begin)] + "\n" + text + doc[j:]
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
