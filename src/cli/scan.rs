@@ -11,6 +11,7 @@ use std::time::Instant;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use futures::StreamExt;
 use serde::Serialize;
 
 use trailhound::cloudtrail::{AccountId, Action, Outcome, Timestamp};
@@ -94,34 +95,40 @@ pub async fn run(
         }
         RowFormat::Jsonl => Rows::Jsonl(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    for account in &accounts {
-        let mut rows: BTreeMap<(String, Action, Outcome), Activity> = BTreeMap::new();
-        for window in source.read_windows(account, period) {
-            windows += 1;
-            let batch = source
+    // Two windows are read at once, so the one-thread parts of a window (listing its folders,
+    // merging what its workers found) overlap the other window's reading. Batches come back
+    // in order, and the rows of one account are merged across its windows before they are
+    // written.
+    let jobs: Vec<(&AccountId, Window)> = accounts
+        .iter()
+        .flat_map(|account| {
+            source
+                .read_windows(account, period)
+                .into_iter()
+                .map(move |window| (account, window))
+        })
+        .collect();
+    let source = &source;
+    let mut batches = futures::stream::iter(jobs)
+        .map(|(account, window)| async move {
+            source
                 .activity(account, &window)
                 .await
-                .with_context(|| format!("scanning account {account} in {window}"))?;
-            report.merge(batch.report);
-            for row in batch.rows {
-                let key = (row.principal.key.clone(), row.action.clone(), row.outcome);
-                match rows.get_mut(&key) {
-                    Some(kept) => kept.merge(row),
-                    None => {
-                        rows.insert(key, row);
-                    }
-                }
-            }
+                .with_context(|| format!("scanning account {account} in {window}"))
+        })
+        .buffered(WINDOWS_IN_FLIGHT);
+    let mut rows = AccountRows::default();
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        windows += 1;
+        report.merge(batch.report);
+        if rows.account.as_ref() != Some(&batch.account) {
+            principals += rows.write(&mut out)?;
+            rows.account = Some(batch.account.clone());
         }
-        principals += rows
-            .keys()
-            .map(|(p, _, _)| p)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        for row in rows.values() {
-            out.write(account, row)?;
-        }
+        rows.add(batch.rows);
     }
+    principals += rows.write(&mut out)?;
     out.flush().context("writing rows to stdout")?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -139,6 +146,47 @@ pub async fn run(
         eprintln!("principals: {}", summary.principals);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Windows read at the same time.
+const WINDOWS_IN_FLIGHT: usize = 2;
+
+/// The rows of one account, merged across its windows.
+#[derive(Default)]
+struct AccountRows {
+    account: Option<AccountId>,
+    rows: BTreeMap<(String, Action, Outcome), Activity>,
+}
+
+impl AccountRows {
+    fn add(&mut self, batch: Vec<Activity>) {
+        for row in batch {
+            let key = (row.principal.key.clone(), row.action.clone(), row.outcome);
+            match self.rows.get_mut(&key) {
+                Some(kept) => kept.merge(row),
+                None => {
+                    self.rows.insert(key, row);
+                }
+            }
+        }
+    }
+
+    /// Writes the rows and empties the set; the number of distinct principals written.
+    fn write<W: Write>(&mut self, out: &mut Rows<W>) -> Result<usize> {
+        let rows = std::mem::take(&mut self.rows);
+        let Some(account) = self.account.take() else {
+            return Ok(0);
+        };
+        let principals = rows
+            .keys()
+            .map(|(p, _, _)| p)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        for row in rows.values() {
+            out.write(&account, row)?;
+        }
+        Ok(principals)
+    }
 }
 
 const CSV_HEADER: [&str; 10] = [

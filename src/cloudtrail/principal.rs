@@ -4,6 +4,7 @@
 //! gets a new session name every run) and differ between identities, or first-seen detection
 //! either floods or goes blind.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -150,10 +151,40 @@ fn is_service_linked(arn: &str) -> bool {
     arn.contains(":role/aws-service-role/")
 }
 
+/// A principal as first identified from a record, borrowing from it where it can: the key of
+/// most records is an ARN already in the record, so folding a record that lands on a row seen
+/// before allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRef<'a> {
+    pub key: Cow<'a, str>,
+    pub arn: Option<Cow<'a, str>>,
+    pub kind: IdentityType,
+}
+
+impl PrincipalRef<'_> {
+    pub fn to_principal(&self) -> Principal {
+        let arn = self.arn.as_deref().map(str::to_string);
+        Principal {
+            key: self.key.to_string(),
+            service_linked: arn.as_deref().is_some_and(is_service_linked),
+            arn,
+            kind: self.kind,
+        }
+    }
+}
+
 impl Principal {
     /// Normalises the record's identity. `fallback_account` scopes keys that carry no account
     /// of their own (an AWS service acting in the account whose log this is).
     pub fn of(record: &Record<'_>, fallback_account: &str) -> Result<Principal, NoPrincipal> {
+        Self::identify(record, fallback_account).map(|p| p.to_principal())
+    }
+
+    /// [`Principal::of`] without copying what the record already holds.
+    pub fn identify<'r>(
+        record: &'r Record<'_>,
+        fallback_account: &'r str,
+    ) -> Result<PrincipalRef<'r>, NoPrincipal> {
         let Some(id) = record.user_identity.0.as_ref() else {
             return Err(NoPrincipal::MissingIdentity);
         };
@@ -178,42 +209,37 @@ impl Principal {
             None => IdentityType::Unknown,
         };
 
-        let make = |key: String, arn: Option<String>| {
-            let service_linked = arn.as_deref().is_some_and(is_service_linked);
-            Ok(Principal {
-                key,
-                arn,
-                kind,
-                service_linked,
-            })
-        };
+        let make =
+            |key: Cow<'r, str>, arn: Option<Cow<'r, str>>| Ok(PrincipalRef { key, arn, kind });
+        let owned = |key: String| Cow::Owned(key);
+        let borrowed = |key: &'r str| Cow::Borrowed(key);
 
         match kind {
             IdentityType::Root => {
                 let root = arn
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("arn:aws:iam::{account}:root"));
+                    .map(borrowed)
+                    .unwrap_or_else(|| owned(format!("arn:aws:iam::{account}:root")));
                 make(root.clone(), Some(root))
             }
             IdentityType::IAMUser => match (arn, id.user_name.get(), principal_id) {
-                (Some(a), _, _) => make(a.to_string(), Some(a.to_string())),
+                (Some(a), _, _) => make(borrowed(a), Some(borrowed(a))),
                 (None, Some(name), _) => {
-                    let a = format!("arn:aws:iam::{account}:user/{name}");
+                    let a = owned(format!("arn:aws:iam::{account}:user/{name}"));
                     make(a.clone(), Some(a))
                 }
-                (None, None, Some(pid)) => make(format!("iam-user:{account}:{pid}"), None),
+                (None, None, Some(pid)) => make(owned(format!("iam-user:{account}:{pid}")), None),
                 _ => Err(NoPrincipal::EmptyIdentity),
             },
             IdentityType::AssumedRole => {
                 let role = issuer_arn
-                    .map(str::to_string)
-                    .or_else(|| arn.and_then(role_arn_from_session));
+                    .map(borrowed)
+                    .or_else(|| arn.and_then(role_arn_from_session).map(owned));
                 match (role, principal_id) {
                     (Some(r), _) => make(r.clone(), Some(r)),
                     // principalId is `ROLEID:session`; the role id alone is stable.
                     (None, Some(pid)) => {
                         let role_id = pid.split(':').next().unwrap_or(pid);
-                        make(format!("role-id:{account}:{role_id}"), None)
+                        make(owned(format!("role-id:{account}:{role_id}")), None)
                     }
                     (None, None) => Err(NoPrincipal::EmptyIdentity),
                 }
@@ -221,16 +247,16 @@ impl Principal {
             IdentityType::FederatedUser => {
                 // GetFederationToken sessions belong to the IAM user (or root) that made them.
                 match (issuer_arn, arn) {
-                    (Some(i), _) => make(i.to_string(), Some(i.to_string())),
-                    (None, Some(a)) => make(a.to_string(), Some(a.to_string())),
+                    (Some(i), _) => make(borrowed(i), Some(borrowed(i))),
+                    (None, Some(a)) => make(borrowed(a), Some(borrowed(a))),
                     (None, None) => match principal_id {
-                        Some(pid) => make(format!("federated:{account}:{pid}"), None),
+                        Some(pid) => make(owned(format!("federated:{account}:{pid}")), None),
                         None => Err(NoPrincipal::EmptyIdentity),
                     },
                 }
             }
             IdentityType::AWSService => match id.invoked_by.get().or(principal_id) {
-                Some(service) => make(format!("service:{service}"), None),
+                Some(service) => make(owned(format!("service:{service}")), None),
                 None => Err(NoPrincipal::EmptyIdentity),
             },
             IdentityType::AWSAccount => {
@@ -240,7 +266,7 @@ impl Principal {
                     .map(|p| p.split(':').next().unwrap_or(p))
                     .or(id.account_id.get());
                 match who {
-                    Some(w) => make(format!("aws-account:{w}"), arn.map(str::to_string)),
+                    Some(w) => make(owned(format!("aws-account:{w}")), arn.map(borrowed)),
                     None => Err(NoPrincipal::EmptyIdentity),
                 }
             }
@@ -251,7 +277,7 @@ impl Principal {
                     .and_then(|o| o.identity_store_arn.get())
                     .unwrap_or("identitystore");
                 match user {
-                    Some(u) => make(format!("identity-center:{store}:{u}"), None),
+                    Some(u) => make(owned(format!("identity-center:{store}:{u}")), None),
                     None => Err(NoPrincipal::EmptyIdentity),
                 }
             }
@@ -264,13 +290,13 @@ impl Principal {
                     "web-identity"
                 };
                 match user {
-                    Some(u) => make(format!("{tag}:{provider}:{u}"), None),
+                    Some(u) => make(owned(format!("{tag}:{provider}:{u}")), None),
                     None => Err(NoPrincipal::EmptyIdentity),
                 }
             }
             IdentityType::Unknown => match (arn, principal_id) {
-                (Some(a), _) => make(a.to_string(), Some(a.to_string())),
-                (None, Some(pid)) => make(format!("unknown:{account}:{pid}"), None),
+                (Some(a), _) => make(borrowed(a), Some(borrowed(a))),
+                (None, Some(pid)) => make(owned(format!("unknown:{account}:{pid}")), None),
                 (None, None) => Err(NoPrincipal::EmptyIdentity),
             },
         }

@@ -7,10 +7,11 @@
 //! that did not become activity. Workers each fold into their own [`Partial`]; [`merge`]
 //! combines them at the end, so the only shared state is the eventID set.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
+
+use hashbrown::hash_map::{Entry, RawEntryMut};
+use hashbrown::{DefaultHashBuilder, Equivalent, HashMap, HashSet};
 
 use super::activity::{Activity, Samples, ScanReport};
 use crate::cloudtrail::reader::{decode_whole, gunzip_into, is_gzip, split_records, RecordText};
@@ -18,7 +19,45 @@ use crate::cloudtrail::{is_instance_session, AccountId, Action, Outcome, Princip
 use crate::detect::rules::RuleEngine;
 use crate::window::Window;
 
-type RowKey = (String, String, String, Outcome);
+/// What makes an Activity row distinct: principal key, eventSource, eventName and outcome.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RowKey {
+    principal: String,
+    source: String,
+    name: String,
+    outcome: Outcome,
+}
+
+/// A [`RowKey`] borrowed from the record being folded. It hashes exactly as the owned key (a
+/// `String` hashes as its `str`), so a record of a row seen before is folded without copying
+/// its strings.
+#[derive(Hash)]
+struct RowKeyRef<'a> {
+    principal: &'a str,
+    source: &'a str,
+    name: &'a str,
+    outcome: Outcome,
+}
+
+impl Equivalent<RowKey> for RowKeyRef<'_> {
+    fn equivalent(&self, key: &RowKey) -> bool {
+        self.outcome == key.outcome
+            && self.name == key.name
+            && self.source == key.source
+            && self.principal == key.principal
+    }
+}
+
+impl RowKeyRef<'_> {
+    fn to_owned_key(&self) -> RowKey {
+        RowKey {
+            principal: self.principal.to_string(),
+            source: self.source.to_string(),
+            name: self.name.to_string(),
+            outcome: self.outcome,
+        }
+    }
+}
 
 /// What one worker has folded so far.
 #[derive(Default)]
@@ -68,27 +107,27 @@ pub(crate) fn merge(parts: impl IntoIterator<Item = Partial>) -> Partial {
     total
 }
 
-/// What the workers folding one window share: the eventIDs seen so far (hashes, not the ids,
-/// because a busy window holds millions of them), and the rules whose records they keep.
+/// What the workers folding one window share: the eventIDs seen so far (64-bit hashes, not
+/// the ids, because a busy window holds millions of them; the hasher is seeded per window, so
+/// a collision cannot be aimed), and the rules whose records they keep.
 #[derive(Default)]
 pub(crate) struct WindowShared {
     seen: Mutex<HashSet<u64>>,
+    ids: DefaultHashBuilder,
     rules: Option<Arc<RuleEngine>>,
 }
 
 impl WindowShared {
     pub(crate) fn new(rules: Option<Arc<RuleEngine>>) -> Self {
         WindowShared {
-            seen: Mutex::default(),
             rules,
+            ..WindowShared::default()
         }
     }
-}
 
-fn event_key(id: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+    fn event_key(&self, id: &str) -> u64 {
+        self.ids.hash_one(id)
+    }
 }
 
 /// The account a record belongs to, for objects whose name does not say.
@@ -102,8 +141,9 @@ pub(crate) fn record_account(r: &Record<'_>) -> Option<AccountId> {
 
 /// One object to fold: where it came from (for the report) and whether CloudTrail named it.
 pub(crate) struct ObjectRef<'a> {
-    /// How the report names the object: a path or an `s3://` URL.
-    pub shown: &'a str,
+    /// How the report names the object: a path or an `s3://` URL. Made into text only when
+    /// the report needs it, which is rarely.
+    pub shown: &'a dyn std::fmt::Display,
     /// A CloudTrail-named object was chosen by its delivery time and account, so all its
     /// records count. Other files are read whole: their records are kept only when they are
     /// of the account and their eventTime is in the window.
@@ -170,7 +210,7 @@ fn fold_text(
     // Deduplicate by eventID across the whole window: one lock per object, not per record.
     let keys: Vec<Option<u64>> = parsed
         .iter()
-        .map(|r| r.event_id.get().map(event_key))
+        .map(|r| r.event_id.get().map(|id| shared.event_key(id)))
         .collect();
     let fresh: Vec<bool> = match shared.seen.lock() {
         Ok(mut set) => keys
@@ -211,7 +251,7 @@ fn fold_text(
 /// each record that does not decode is counted by reason.
 fn split_and_decode<'a>(
     bytes: &'a [u8],
-    shown: &str,
+    shown: &dyn std::fmt::Display,
     part: &mut Partial,
 ) -> (Vec<Record<'a>>, Vec<RecordText<'a>>) {
     let split = split_records(bytes);
@@ -267,7 +307,7 @@ fn keep_for_rules(rules: &RuleEngine, raw: &str, part: &mut Partial) {
 }
 
 fn fold_record(r: &Record<'_>, account: &AccountId, part: &mut Partial) {
-    let principal = match Principal::of(r, account.as_str()) {
+    let principal = match Principal::identify(r, account.as_str()) {
         Ok(p) => p,
         Err(why) => {
             *part
@@ -279,28 +319,34 @@ fn fold_record(r: &Record<'_>, account: &AccountId, part: &mut Partial) {
         }
     };
     let outcome = Outcome::of(r.error_code.get());
-    let key = (
-        principal.key.clone(),
-        r.event_source.to_string(),
-        r.event_name.to_string(),
+    let key = RowKeyRef {
+        principal: &principal.key,
+        source: &r.event_source,
+        name: &r.event_name,
         outcome,
-    );
-    let row = part.rows.entry(key).or_insert_with(|| Activity {
-        action: Action::new(&r.event_source, &r.event_name),
-        principal,
-        outcome,
-        count: 0,
-        first_time: r.event_time,
-        last_time: r.event_time,
-        regions: Samples::default(),
-        source_ips: Samples::default(),
-        user_agents: Samples::default(),
-        error_codes: Samples::default(),
-        event_ids: Samples::default(),
-        read_only: None,
-        logins_without_mfa: 0,
-        instance_calls: 0,
-    });
+    };
+    let row = match part.rows.raw_entry_mut().from_key(&key) {
+        RawEntryMut::Occupied(e) => e.into_mut(),
+        RawEntryMut::Vacant(e) => {
+            let row = Activity {
+                action: Action::new(&r.event_source, &r.event_name),
+                principal: principal.to_principal(),
+                outcome,
+                count: 0,
+                first_time: r.event_time,
+                last_time: r.event_time,
+                regions: Samples::default(),
+                source_ips: Samples::default(),
+                user_agents: Samples::default(),
+                error_codes: Samples::default(),
+                event_ids: Samples::default(),
+                read_only: None,
+                logins_without_mfa: 0,
+                instance_calls: 0,
+            };
+            e.insert(key.to_owned_key(), row).1
+        }
+    };
     row.count += 1;
     if r.user_identity
         .0

@@ -68,6 +68,22 @@ struct Index {
     unreadable: BTreeMap<String, String>,
 }
 
+impl Index {
+    /// Adds what another walker indexed.
+    fn absorb(&mut self, other: Index) {
+        for (account, objects) in other.named {
+            self.named.entry(account).or_default().extend(objects);
+        }
+        for (account, days) in other.days {
+            self.days.entry(account).or_default().extend(days);
+        }
+        self.loose.extend(other.loose);
+        self.not_events += other.not_events;
+        self.not_logs += other.not_logs;
+        self.unreadable.extend(other.unreadable);
+    }
+}
+
 /// Reads a local folder of CloudTrail logs.
 pub struct FolderSource {
     root: PathBuf,
@@ -103,23 +119,25 @@ impl FolderSource {
             path: root.display().to_string(),
             source,
         })?;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut index = Index::default();
         let mut loose = Vec::new();
         if meta.is_file() {
             let mut named = Vec::new();
-            classify(root, &mut index, &mut loose, &mut named);
+            let folder = root.parent().unwrap_or(Path::new(""));
+            let non_event = is_non_event_folder(&folder.to_string_lossy());
+            classify(root, non_event, &mut index, &mut loose, &mut named);
             for (account, object) in named {
                 index.named.entry(account).or_default().push(object);
             }
         } else {
-            walk(root, &mut index, &mut loose);
+            walk(root, workers, &mut index, &mut loose);
         }
         for list in index.named.values_mut() {
             list.sort_by(|a, b| {
                 (a.delivered, a.path.as_os_str()).cmp(&(b.delivered, b.path.as_os_str()))
             });
         }
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         index.loose = accounts_of_loose_files(loose, workers, &mut index.unreadable);
         Ok(FolderSource {
             root: root.to_path_buf(),
@@ -257,65 +275,184 @@ fn list_day_folder(
     Ok(())
 }
 
-fn walk(root: &Path, index: &mut Index, loose: &mut Vec<PathBuf>) {
-    // Directories are followed by their real path once, so a symlink loop ends.
-    let mut seen: HashSet<PathBuf> = HashSet::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let real = match std::fs::canonicalize(&dir) {
-            Ok(r) => r,
-            Err(e) => {
-                index
-                    .unreadable
-                    .insert(dir.display().to_string(), e.to_string());
-                continue;
-            }
-        };
-        if !seen.insert(real) {
-            continue;
-        }
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => {
-                index
-                    .unreadable
-                    .insert(dir.display().to_string(), e.to_string());
-                continue;
-            }
-        };
-        // The entry's own type needs no stat; only symlinks are followed to what they name.
-        let mut names: Vec<(PathBuf, Option<std::fs::FileType>)> = Vec::new();
-        for entry in entries {
-            match entry {
-                Ok(e) => names.push((e.path(), e.file_type().ok())),
-                Err(e) => {
+/// Walks `root` on all cores: each worker takes a folder from a shared stack, lists it and
+/// pushes its subfolders back, so a tree of thousands of day folders is listed in parallel.
+/// Each worker indexes into its own [`Index`]; they are combined, in path order, at the end.
+fn walk(root: &Path, workers: usize, index: &mut Index, loose: &mut Vec<PathBuf>) {
+    let queue = FolderQueue::new(root.to_path_buf());
+    let seen: Mutex<HashSet<FolderId>> = Mutex::default();
+    let parts: Vec<(Index, Vec<PathBuf>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut index = Index::default();
+                    let mut loose = Vec::new();
+                    while let Some(dir) = queue.take() {
+                        // A folder that panics its lister is reported, and the others still
+                        // finish: the queue must hear that every folder it handed out is done.
+                        let shown = dir.display().to_string();
+                        let listed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            walk_folder(dir, &seen, &mut index, &mut loose)
+                        }));
+                        let subfolders = listed.unwrap_or_else(|_| {
+                            index
+                                .unreadable
+                                .insert(shown, "listing this folder panicked".into());
+                            Vec::new()
+                        });
+                        queue.done(subfolders);
+                    }
+                    (index, loose)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    let mut index = Index::default();
+                    let why = "a folder walker stopped; part of the folder was not indexed";
                     index
                         .unreadable
-                        .insert(dir.display().to_string(), e.to_string());
-                }
-            }
-        }
-        // Byte order of the names, not component-wise path order: same result, far cheaper.
-        names.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
-        let mut here: Vec<(AccountId, NamedObject)> = Vec::new();
-        for (path, kind) in names {
-            let kind = match kind {
-                Some(k) if !k.is_symlink() => Ok(k),
-                _ => std::fs::metadata(&path).map(|m| m.file_type()),
-            };
-            match kind {
-                Ok(k) if k.is_dir() => stack.push(path),
-                Ok(k) if k.is_file() => classify(&path, index, loose, &mut here),
-                Ok(_) => index.not_logs += 1,
-                Err(e) => {
-                    index
-                        .unreadable
-                        .insert(path.display().to_string(), e.to_string());
-                }
-            }
-        }
-        keep_named(dir, here, index);
+                        .insert(root.display().to_string(), why.into());
+                    (index, Vec::new())
+                })
+            })
+            .collect()
+    });
+    for (part, files) in parts {
+        index.absorb(part);
+        loose.extend(files);
     }
+    loose.sort();
+    for days in index.days.values_mut() {
+        days.sort_by(|a, b| (a.first, &a.path).cmp(&(b.first, &b.path)));
+    }
+}
+
+/// The folders still to list, and how many are being listed: the walk is over when both are
+/// none.
+struct FolderQueue {
+    state: Mutex<(Vec<PathBuf>, usize)>,
+    ready: std::sync::Condvar,
+}
+
+impl FolderQueue {
+    fn new(root: PathBuf) -> Self {
+        FolderQueue {
+            state: Mutex::new((vec![root], 0)),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    /// The next folder to list, waiting while others are being listed (they may add more);
+    /// `None` when every folder has been listed.
+    fn take(&self) -> Option<PathBuf> {
+        let mut state = self.state.lock().ok()?;
+        loop {
+            if let Some(dir) = state.0.pop() {
+                state.1 += 1;
+                return Some(dir);
+            }
+            if state.1 == 0 {
+                return None;
+            }
+            state = self.ready.wait(state).ok()?;
+        }
+    }
+
+    /// Marks one folder listed, with the subfolders it holds.
+    fn done(&self, subfolders: Vec<PathBuf>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0.extend(subfolders);
+            state.1 -= 1;
+        }
+        self.ready.notify_all();
+    }
+}
+
+/// Identifies a folder however it is reached, so a symlink loop is listed once and ends.
+#[cfg(unix)]
+type FolderId = (u64, u64);
+#[cfg(not(unix))]
+type FolderId = PathBuf;
+
+#[cfg(unix)]
+fn folder_id(dir: &Path) -> std::io::Result<FolderId> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn folder_id(dir: &Path) -> std::io::Result<FolderId> {
+    std::fs::canonicalize(dir)
+}
+
+/// Lists one folder into `index`, returning its subfolders.
+fn walk_folder(
+    dir: PathBuf,
+    seen: &Mutex<HashSet<FolderId>>,
+    index: &mut Index,
+    loose: &mut Vec<PathBuf>,
+) -> Vec<PathBuf> {
+    let id = match folder_id(&dir) {
+        Ok(id) => id,
+        Err(e) => {
+            index
+                .unreadable
+                .insert(dir.display().to_string(), e.to_string());
+            return Vec::new();
+        }
+    };
+    if !seen.lock().is_ok_and(|mut seen| seen.insert(id)) {
+        return Vec::new();
+    }
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) => {
+            index
+                .unreadable
+                .insert(dir.display().to_string(), e.to_string());
+            return Vec::new();
+        }
+    };
+    // The entry's own type needs no stat; only symlinks are followed to what they name.
+    let mut names: Vec<(PathBuf, Option<std::fs::FileType>)> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) => names.push((e.path(), e.file_type().ok())),
+            Err(e) => {
+                index
+                    .unreadable
+                    .insert(dir.display().to_string(), e.to_string());
+            }
+        }
+    }
+    // Byte order of the names, not component-wise path order: same result, far cheaper.
+    names.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+    // Whether the folder is a digest or insight folder is decided once, not per file.
+    let non_event = is_non_event_folder(&dir.to_string_lossy());
+    let mut subfolders = Vec::new();
+    let mut here: Vec<(AccountId, NamedObject)> = Vec::new();
+    for (path, kind) in names {
+        let kind = match kind {
+            Some(k) if !k.is_symlink() => Ok(k),
+            _ => std::fs::metadata(&path).map(|m| m.file_type()),
+        };
+        match kind {
+            Ok(k) if k.is_dir() => subfolders.push(path),
+            Ok(k) if k.is_file() => classify(&path, non_event, index, loose, &mut here),
+            Ok(_) => index.not_logs += 1,
+            Err(e) => {
+                index
+                    .unreadable
+                    .insert(path.display().to_string(), e.to_string());
+            }
+        }
+    }
+    keep_named(dir, here, index);
+    subfolders
 }
 
 /// Indexes one folder's named objects: as a day folder when they are all of one account and
@@ -347,8 +484,11 @@ fn object_name(path: &Path) -> Option<ObjectName> {
     parse_object_name(&path.file_name()?.to_string_lossy())
 }
 
+/// Indexes one file. `in_non_event_folder`: whether a folder above it is a digest or insight
+/// folder.
 fn classify(
     path: &Path,
+    in_non_event_folder: bool,
     index: &mut Index,
     loose: &mut Vec<PathBuf>,
     named: &mut Vec<(AccountId, NamedObject)>,
@@ -357,7 +497,7 @@ fn classify(
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    if is_non_event_folder(&path.to_string_lossy()) {
+    if in_non_event_folder || is_non_event_folder(&name) {
         index.not_events += 1;
         return;
     }
@@ -448,35 +588,111 @@ fn scan_object(
     account: &AccountId,
     window: &Window,
     shared: &WindowShared,
+    folders: &mut OpenFolders,
     part: &mut Partial,
 ) {
-    let shown = path.display().to_string();
+    let shown = path.display();
     // One read buffer per worker, reused: most objects are a few KB, and a fresh allocation
     // for each costs more than reading it.
-    let mut bytes = std::mem::take(&mut part.file_buffer);
-    bytes.clear();
-    let read = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes));
+    let mut buffer = std::mem::take(&mut part.file_buffer);
+    let read = folders
+        .open(path)
+        .and_then(|mut f| read_whole(&mut f, &mut buffer));
     match read {
-        Ok(_) => {
+        Ok(len) => {
             let object = ObjectRef {
                 shown: &shown,
                 named,
             };
-            fold_object(object, &bytes, account, window, shared, part);
+            fold_object(object, &buffer[..len], account, window, shared, part);
         }
         Err(e) => {
             part.report
                 .objects_bad
-                .insert(shown, format!("cannot read: {e}"));
+                .insert(shown.to_string(), format!("cannot read: {e}"));
         }
     }
-    if bytes.capacity() <= MAX_KEPT_READ_BUFFER {
-        part.file_buffer = bytes;
+    if buffer.len() <= MAX_KEPT_READ_BUFFER {
+        part.file_buffer = buffer;
     }
 }
 
 /// The largest read buffer a worker keeps between objects.
 const MAX_KEPT_READ_BUFFER: usize = 16 << 20;
+
+/// Reads the whole file into `buffer`, which is kept at its full length (all of it
+/// initialised, so it needs zeroing only when it grows); returns the file's length. Unlike
+/// `read_to_end` it asks for no size first: two `read` calls for an object that fits.
+fn read_whole(file: &mut std::fs::File, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
+    if buffer.len() < MIN_READ_BUFFER {
+        buffer.resize(MIN_READ_BUFFER, 0);
+    }
+    let mut filled = 0;
+    loop {
+        if filled == buffer.len() {
+            buffer.resize(buffer.len() * 2, 0);
+        }
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => return Ok(filled),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+const MIN_READ_BUFFER: usize = 256 << 10;
+
+/// The folders a worker has open, so each object is opened by its name within its folder
+/// (one lookup) rather than by its whole path (one lookup per component, a dozen for
+/// CloudTrail's layout). A window reads the few folders of one account-day.
+#[derive(Default)]
+struct OpenFolders {
+    open: Vec<(PathBuf, std::fs::File)>,
+}
+
+impl OpenFolders {
+    const KEPT: usize = 8;
+
+    #[cfg(unix)]
+    fn open(&mut self, path: &Path) -> std::io::Result<std::fs::File> {
+        use rustix::fs::{Mode, OFlags};
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return std::fs::File::open(path);
+        };
+        let at = match self
+            .open
+            .iter()
+            .position(|(d, _)| d.as_os_str() == dir.as_os_str())
+        {
+            Some(i) => i,
+            None => {
+                let folder = std::fs::File::open(if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                })?;
+                if self.open.len() == Self::KEPT {
+                    self.open.remove(0);
+                }
+                self.open.push((dir.to_path_buf(), folder));
+                self.open.len() - 1
+            }
+        };
+        let fd = rustix::fs::openat(
+            &self.open[at].1,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    #[cfg(not(unix))]
+    fn open(&mut self, path: &Path) -> std::io::Result<std::fs::File> {
+        std::fs::File::open(path)
+    }
+}
 
 /// Scans the chosen objects on `workers` threads and merges what they found.
 fn scan(
@@ -494,12 +710,21 @@ fn scan(
             .map(|_| {
                 s.spawn(|| {
                     let mut part = Partial::default();
+                    let mut folders = OpenFolders::default();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some((path, named)) = objects.get(i) else {
                             break;
                         };
-                        scan_object(path, *named, account, window, &shared, &mut part);
+                        scan_object(
+                            path,
+                            *named,
+                            account,
+                            window,
+                            &shared,
+                            &mut folders,
+                            &mut part,
+                        );
                         if let Some(bar) = progress {
                             bar.inc(1);
                         }
