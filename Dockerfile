@@ -2,8 +2,7 @@
 #
 # trailhound's container image: a release build on Debian bookworm, run as a non-root user on
 # bookworm-slim with the system's certificate authorities (rustls-native-certs reads them for
-# Splunk HEC) and curl (the ECS entry script of terraform/modules/trailhound uploads the
-# muster account list with it).
+# Splunk HEC) and nothing else: the binary makes every AWS call itself.
 #
 #   docker build -t trailhound:0.1.0 .
 #   docker build --build-arg TRAILHOUND_VERSION="$(cargo metadata --no-deps --format-version 1 | jq -r '.packages[0].version')" -t trailhound:dev .
@@ -31,7 +30,7 @@ LABEL org.opencontainers.image.title="trailhound" \
       org.opencontainers.image.version="${TRAILHOUND_VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 trailhound \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/trailhound --create-home --shell /usr/sbin/nologin trailhound

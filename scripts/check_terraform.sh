@@ -1,50 +1,34 @@
 #!/usr/bin/env bash
 # Static checks of the deployment (terraform/, Dockerfile), for machines where Terraform's
-# providers cannot be downloaded:
+# providers cannot be downloaded. scripts/test.sh (and so CI) runs it.
 #
 #   1. every .tf file parses (python-hcl2), each failure named with its file;
 #   2. checkov passes on terraform/ (framework terraform) and on the Dockerfile, with no
 #      failed check: a check that must not apply is skipped in the code itself with
 #      `#checkov:skip=CKV_...:<reason>`, and the skips are listed here with their reasons;
-#   3. the Dockerfile's default TRAILHOUND_VERSION is Cargo.toml's version.
+#   3. the Dockerfile's default TRAILHOUND_VERSION is Cargo.toml's version;
+#   4. the permission test (scripts/check_permissions.py): the task role grants every AWS
+#      operation src/ calls, on its resources, and nothing else.
 #
-# The tools live in a venv under ${TRAILHOUND_TF_VENV:-$HOME/.cache/trailhound/tf-venv},
-# made on first use and remade when the pins below change. checkov depends on bc-python-hcl2,
-# a fork that installs a Python package also named `hcl2`, so python-hcl2 goes into its own
-# folder inside the venv (pip --target) and step 1 puts only that folder on PYTHONPATH.
+# The tools come from scripts/pyenv.sh: python-hcl2 from the tests' venv
+# (scripts/requirements.txt), checkov from its own (scripts/requirements-checkov.txt).
 #
 # Exit status: 0 when everything passes, 1 when a check fails, 2 when the tools cannot be set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CHECKOV_VERSION="3.3.30"
-PYTHON_HCL2_VERSION="8.1.4"
-
-venv="${TRAILHOUND_TF_VENV:-$HOME/.cache/trailhound/tf-venv}"
-hcl2_dir="$venv/python-hcl2"
-stamp="$venv/.pins"
-pins="checkov==$CHECKOV_VERSION python-hcl2==$PYTHON_HCL2_VERSION"
-python="${PYTHON:-python3}"
-
 started=$(date +%s)
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pins" ]; then
-  echo "check_terraform: installing $pins into $venv" >&2
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  "$python" -m venv "$venv" || exit 2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "checkov==$CHECKOV_VERSION" || exit 2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --target "$hcl2_dir" "python-hcl2==$PYTHON_HCL2_VERSION" || exit 2
-  echo "$pins" > "$stamp"
-  echo "check_terraform: tools installed in $(( $(date +%s) - started ))s" >&2
-fi
+venv="$(bash scripts/pyenv.sh)" || { echo "check_terraform: cannot set up the tests' venv" >&2; exit 2; }
+checkov_venv="$(bash scripts/pyenv.sh checkov)" || { echo "check_terraform: cannot set up checkov's venv" >&2; exit 2; }
+python="$venv/bin/python"
+hcl2_version="$("$python" -c 'import importlib.metadata as m; print(m.version("python-hcl2"))')"
+checkov_version="$("$checkov_venv/bin/checkov" --version)"
 
 status=0
 
 # 1. Every .tf file parses.
-echo "== parse: every .tf file under terraform/ with python-hcl2 $PYTHON_HCL2_VERSION"
-if ! PYTHONPATH="$hcl2_dir" "$venv/bin/python" - <<'PY'
+echo "== parse: every .tf file under terraform/ with python-hcl2 $hcl2_version"
+if ! "$python" - <<'PY'
 import pathlib, sys
 
 import hcl2
@@ -75,10 +59,10 @@ trap 'rm -rf "$report"' EXIT
 run_checkov() { # NAME ARGS...
   local name="$1"
   shift
-  echo "== checkov $CHECKOV_VERSION: $name"
+  echo "== checkov $checkov_version: $name"
   # --skip-download: no call to the vendor's platform (no network, no API key needed).
   # Its exit status is not used: the report decides (a failed check, or no report at all).
-  "$venv/bin/checkov" "$@" --compact --skip-download --skip-path "/\.terraform/" \
+  "$checkov_venv/bin/checkov" "$@" --compact --skip-download --skip-path "/\.terraform/" \
     --output json --output-file-path "$report/$name" > "$report/$name.log" 2>&1 || true
   if [ ! -s "$report/$name/results_json.json" ]; then
     echo "checkov wrote no report for $name; its output:" >&2
@@ -89,7 +73,7 @@ run_checkov() { # NAME ARGS...
 run_checkov terraform -d terraform --framework terraform
 run_checkov dockerfile -f Dockerfile --framework dockerfile
 
-"$venv/bin/python" - "$report" <<'PY' || status=1
+"$python" - "$report" <<'PY' || status=1
 import json, pathlib, sys
 
 totals = {"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0}
@@ -126,6 +110,16 @@ if [ -z "$cargo_version" ] || [ "$cargo_version" != "$docker_version" ]; then
   status=1
 else
   echo "Dockerfile: TRAILHOUND_VERSION=$docker_version is Cargo.toml's version"
+fi
+
+# 4. The permission test. Exit 2 (it could not read something) is kept: it is not a pass.
+echo "== permissions: the task role against the AWS operations src/ calls"
+perm=0
+"$python" scripts/check_permissions.py || perm=$?
+if [ "$perm" = 2 ]; then
+  exit 2
+elif [ "$perm" != 0 ]; then
+  status=1
 fi
 
 echo "check_terraform: $([ "$status" = 0 ] && echo passed || echo FAILED) in $(( $(date +%s) - started ))s"

@@ -1,6 +1,7 @@
 //! The two commands a Step Functions Distributed Map runs: `muster` lists the accounts (the
 //! Map's items), and `account --id` hunts one of them (each Map task).
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,14 +11,20 @@ use trailhound::cloudtrail::AccountId;
 use trailhound::config::{AccountSource, Config};
 use trailhound::detect::Mode;
 use trailhound::hunt::Period;
+use trailhound::muster::list::{self, ListOut};
 use trailhound::source::athena::ensure_tables;
 
 use super::commands::{exit_code, run_with, Run};
 use super::parts;
 use super::{Cli, LogsArgs, OutputArgs};
 
-/// `trailhound muster`: the accounts as one JSON array on stdout.
-pub async fn muster(config: &Config, logs: &LogsArgs, ids: bool) -> Result<ExitCode> {
+/// `trailhound muster`: the accounts as one JSON array, on stdout or where `--out` says.
+pub async fn muster(
+    config: &Config,
+    logs: &LogsArgs,
+    ids: bool,
+    out: Option<&ListOut>,
+) -> Result<ExitCode> {
     // Listing the accounts of a folder reads no object: no progress bar.
     let source = if config.muster.accounts_from == AccountSource::Folder {
         // Listing accounts runs no rule.
@@ -27,13 +34,28 @@ pub async fn muster(config: &Config, logs: &LogsArgs, ids: bool) -> Result<ExitC
         None
     };
     let accounts = parts::accounts(config, logs, source).await?;
-    let json = if ids {
-        let list: Vec<&AccountId> = accounts.iter().map(|a| &a.id).collect();
-        serde_json::to_string(&list)?
-    } else {
-        serde_json::to_string(&accounts)?
-    };
-    println!("{json}");
+    let body = list::render(&accounts, ids);
+    match out {
+        None | Some(ListOut::Stdout) => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&body).and_then(|()| stdout.flush()) {
+                // A reader that stopped reading (`| head`) is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(e).context("writing the account list to stdout");
+                }
+                _ => {}
+            }
+        }
+        Some(ListOut::File(path)) => {
+            list::write_file(path, &body)?;
+            tracing::info!(accounts = accounts.len(), to = %path.display(), "wrote the account list");
+        }
+        Some(ListOut::S3(target)) => {
+            let sdk = trailhound::aws::load().await;
+            list::put_s3(&trailhound::aws::s3(&sdk), target, body).await?;
+            tracing::info!(accounts = accounts.len(), to = %target, "wrote the account list");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

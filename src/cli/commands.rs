@@ -86,7 +86,9 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
-        Command::Muster { logs, ids } => super::aws_commands::muster(&config, logs, *ids).await,
+        Command::Muster { logs, ids, out } => {
+            super::aws_commands::muster(&config, logs, *ids, out.as_ref()).await
+        }
         Command::Account {
             id,
             logs,

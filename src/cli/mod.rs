@@ -140,6 +140,10 @@ fn parse_level(text: &str) -> Result<Level, String> {
         .ok_or_else(|| "one of critical, high, medium, low, informational".to_string())
 }
 
+fn parse_list_out(text: &str) -> Result<trailhound::muster::list::ListOut, String> {
+    trailhound::muster::list::ListOut::parse(text).map_err(|e| e.to_string())
+}
+
 fn parse_time(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse(text).map_err(|e| e.to_string())
 }
@@ -195,6 +199,10 @@ pub enum Command {
         /// Print bare account ids instead of objects.
         #[arg(long)]
         ids: bool,
+        /// Write the list here instead of stdout: a local file, or `s3://BUCKET/KEY` (the
+        /// object a Distributed Map's ItemReader reads; needs s3:PutObject on it).
+        #[arg(long, value_name = "FILE|s3://BUCKET/KEY", value_parser = parse_list_out)]
+        out: Option<trailhound::muster::list::ListOut>,
     },
     /// Hunt one account with the configured source and store (what each Map task runs).
     Account {

@@ -2,6 +2,7 @@
 //! never stops the others, then the outbox drained into every sink.
 
 pub mod accounts;
+pub mod list;
 pub mod summary;
 
 pub use summary::RunSummary;

@@ -1,13 +1,16 @@
 # A complete deployment: trailhound in the security (or audit) account, hunting every account
 # of the organization every hour, and the read-only muster role in the management account.
+# README.md, "Deploy on AWS", walks through it:
 #
-#   cp terraform.tfvars.example terraform.tfvars   # and fill it in
-#   terraform init && terraform apply
+#   cp terraform.tfvars.example terraform.tfvars   # fill it in; schedule_enabled = false
+#   terraform init && terraform apply -target=module.trailhound.aws_ecr_repository.this
 #   docker build -t "$(terraform output -raw ecr_repository_url):$TAG" ../../.. && docker push ...
+#   terraform apply
 #   aws secretsmanager put-secret-value --secret-id "$(terraform output -raw hec_secret_arn)" --secret-string "$HEC_TOKEN"
 #   # once: the Athena table, and 14 days of baseline before the first hunt
 #   eval "$(terraform output -raw run_task_command | sed 's/COMMAND_JSON/["tables"]/')"
 #   eval "$(terraform output -raw run_task_command | sed 's/COMMAND_JSON/["learn","--days","14"]/')"
+#   # then schedule_enabled = true and terraform apply
 
 provider "aws" {
   region = var.region
@@ -55,6 +58,7 @@ module "trailhound" {
   management_role_arn = local.muster_role_arn
   include_ous         = var.include_ous
 
+  schedule_enabled  = var.schedule_enabled
   single_task_mode  = var.single_task_mode
   max_concurrency   = var.max_concurrency
   failure_topic_arn = var.failure_topic_arn

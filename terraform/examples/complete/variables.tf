@@ -85,6 +85,12 @@ variable "failure_topic_arn" {
   default     = null
 }
 
+variable "schedule_enabled" {
+  description = "Whether the hourly schedule runs. Keep it false on the first apply, until `learn` has filled the baselines; otherwise the first hunt reports every principal's usual behaviour as new."
+  type        = bool
+  default     = true
+}
+
 variable "single_task_mode" {
   description = "One task hunts every account (small organizations)."
   type        = bool

@@ -74,7 +74,7 @@ locals {
       { name = "RUST_LOG", value = var.log_level },
       { name = "TMPDIR", value = "/tmp" },
     ]
-    # The only writable place: the config file and the muster output.
+    # The only writable place: the config file the entry script writes.
     mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
     linuxParameters = {
       initProcessEnabled = true
@@ -124,6 +124,13 @@ resource "aws_ecs_task_definition" "this" {
     precondition {
       condition     = var.accounts_from != "static" || length(var.accounts) > 0
       error_message = "accounts_from = \"static\" needs the accounts in var.accounts."
+    }
+    # The task role grants no Organizations action itself: the calls go through the role of the
+    # management-account-role module (deployed in the management account, or in a delegated
+    # administrator account, which may be this one).
+    precondition {
+      condition     = var.accounts_from != "organizations" || var.management_role_arn != null
+      error_message = "accounts_from = \"organizations\" needs management_role_arn: the role of the management-account-role module, which the tasks assume to list the accounts."
     }
   }
 }

@@ -21,9 +21,12 @@ locals {
     "arn:${local.partition}:glue:${local.region}:${local.account_id}:table/${local.glue_database}/*",
   ]
 
-  # Services that use the module's key on the task role's behalf.
+  # Services that use the module's key on the task role's behalf: DynamoDB always, Secrets
+  # Manager when there is a HEC token to read, S3 when the task writes to the results bucket
+  # (Athena's results, the muster list of map mode).
   task_key_services = concat(
-    ["dynamodb.${local.region}.${local.dns_suffix}", "secretsmanager.${local.region}.${local.dns_suffix}"],
+    ["dynamodb.${local.region}.${local.dns_suffix}"],
+    var.hec_url != null ? ["secretsmanager.${local.region}.${local.dns_suffix}"] : [],
     local.uses_athena || !var.single_task_mode ? ["s3.${local.region}.${local.dns_suffix}"] : [],
   )
 
@@ -179,8 +182,8 @@ data "aws_iam_policy_document" "task" {
     }
   }
 
-  # The muster task writes the account list the Distributed Map reads (the entry script's
-  # PutObject; templates/entrypoint.sh).
+  # src/muster/list.rs: `trailhound muster --out s3://...` writes the account list the
+  # Distributed Map reads (PutObject), under the state machine's accounts prefix only.
   dynamic "statement" {
     for_each = var.single_task_mode ? [] : [1]
     content {
@@ -204,11 +207,15 @@ data "aws_iam_policy_document" "task" {
     resources = [aws_dynamodb_table.state.arn]
   }
 
-  # src/alert/hec/token.rs: GetSecretValue of the HEC token, this secret only.
-  statement {
-    sid       = "ReadHecSecret"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.hec_token.arn]
+  # src/alert/hec/token.rs: GetSecretValue of the HEC token, this secret only, when the config
+  # has a HEC sink.
+  dynamic "statement" {
+    for_each = var.hec_url == null ? [] : [1]
+    content {
+      sid       = "ReadHecSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [aws_secretsmanager_secret.hec_token.arn]
+    }
   }
 
   # The module's key, only as DynamoDB, Secrets Manager and S3 use it for the calls above.
@@ -229,9 +236,10 @@ data "aws_iam_policy_document" "task" {
     }
   }
 
-  # src/muster/accounts/organizations.rs: the Organizations calls go through this role.
+  # src/muster/accounts/organizations.rs: the Organizations calls go through this role (with
+  # accounts_from = "static" nothing lists the organization).
   dynamic "statement" {
-    for_each = var.management_role_arn == null ? [] : [1]
+    for_each = var.accounts_from == "organizations" && var.management_role_arn != null ? [1] : []
     content {
       sid       = "AssumeManagementRole"
       actions   = ["sts:AssumeRole"]

@@ -317,7 +317,7 @@ variable "accounts_from" {
 }
 
 variable "management_role_arn" {
-  description = "Role in the management account (or a delegated administrator) that the tasks assume for the Organizations calls: the role of the management-account-role module. Needed with accounts_from = \"organizations\" unless this account may call Organizations itself."
+  description = "Role in the management account (or a delegated administrator) that the tasks assume for the Organizations calls: the role of the management-account-role module. Required with accounts_from = \"organizations\": the task role itself is granted no Organizations action."
   type        = string
   default     = null
 }
