@@ -63,6 +63,10 @@ pub fn gunzip_into(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), ReadError> {
     Ok(())
 }
 
+/// The deepest nesting decoded in one pass. CloudTrail's records nest a dozen levels; the
+/// limit keeps sonic-rs's recursion within the smallest thread stack that decodes (2 MiB).
+const MAX_FAST_NESTING: usize = 1024;
+
 /// `{"Records":[...]}` decoded straight into records.
 #[derive(Deserialize)]
 struct DecodedEnvelope<'a> {
@@ -76,6 +80,11 @@ struct DecodedEnvelope<'a> {
 ///
 /// Almost every object CloudTrail delivers takes this path, which reads each byte once.
 pub fn decode_whole(bytes: &[u8]) -> Option<Vec<Record<'_>>> {
+    // sonic-rs skips unread members by recursion: a deeper object goes the careful way, where
+    // serde_json's depth limit refuses its records one by one.
+    if !super::structure::nesting_within(bytes, MAX_FAST_NESTING) {
+        return None;
+    }
     let text = std::str::from_utf8(bytes).ok()?;
     let first = text.trim_start().as_bytes().first()?;
     match first {
@@ -226,6 +235,28 @@ mod tests {
         assert_eq!(names(b"42"), (0, true));
         assert_eq!(names(b"   "), (0, true));
         assert_eq!(names(b"<html></html>"), (0, true));
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_decodes_on_a_small_stack_and_deeper_goes_record_by_record() {
+        let object = |depth: usize| {
+            format!(
+                r#"{{"Records":[{{"eventTime":"2023-07-10T11:42:36Z","eventSource":"s3.amazonaws.com","eventName":"A","requestParameters":{}{}}}]}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        // The smallest stack a decoding thread has (Rust's default for spawned threads).
+        let on_small_stack = |text: String| {
+            std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || decode_whole(text.as_bytes()).map(|r| r.len()))
+                .expect("a thread")
+                .join()
+                .expect("no stack overflow")
+        };
+        assert_eq!(on_small_stack(object(MAX_FAST_NESTING - 2)), Some(1));
+        assert_eq!(on_small_stack(object(100_000)), None);
     }
 
     #[test]

@@ -34,6 +34,64 @@ pub fn split_frame(text: &str) -> Option<Vec<&str>> {
     }
 }
 
+/// Whether no value in `b` nests deeper than `limit` (brackets inside strings do not count).
+///
+/// A parser that skips values by recursion, as sonic-rs does for members it does not decode,
+/// overflows its stack on a hostile object of a hundred thousand `[`; this is asked first.
+/// Depth cannot exceed the number of opening brackets, so most objects are answered by one
+/// vectorised count, and only those with more than `limit` brackets are followed string by
+/// string.
+pub fn nesting_within(b: &[u8], limit: usize) -> bool {
+    if b.len() <= limit {
+        return true;
+    }
+    if opening_brackets(b) <= limit {
+        return true;
+    }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => match end_of_string(b, i + 1) {
+                Some(end) => {
+                    i = end;
+                    continue;
+                }
+                // An unclosed string: nothing after it nests.
+                None => return true,
+            },
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    true
+}
+
+/// How many bytes are `[` or `{`, eight at a time: they differ only in bit 0x20, so each byte
+/// is set to 0x7b-or-not with one OR, and the bytes equal to it are found with the exact
+/// zero-byte test (no false matches from borrows), then counted.
+fn opening_brackets(b: &[u8]) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let words = b.chunks_exact(8);
+    let tail = words.remainder();
+    let mut n = 0usize;
+    for w in words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let x = (u64::from_le_bytes(word) | 0x2020_2020_2020_2020) ^ 0x7b7b_7b7b_7b7b_7b7b;
+        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+        n += zero.count_ones() as usize;
+    }
+    n + tail.iter().filter(|&&c| c | 0x20 == b'{').count()
+}
+
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
         i += 1;
@@ -125,6 +183,35 @@ mod tests {
         assert_eq!(split_frame(&format!("[{r1},{r2}]")), Some(vec![r1, r2]));
         assert_eq!(split_frame(r#"{"Records":[]}"#), Some(vec![]));
         assert_eq!(split_frame("[ ]"), Some(vec![]));
+    }
+
+    #[test]
+    fn opening_brackets_are_counted_exactly() {
+        let text = b"[{\"a\":[1,{}],\"k\":\"{[\"}]\x7b\x5b\xfb\xdb;{";
+        let slow = text.iter().filter(|&&c| c == b'[' || c == b'{').count();
+        for start in 0..8 {
+            let part = &text[start..];
+            let slow_part = part.iter().filter(|&&c| c == b'[' || c == b'{').count();
+            assert_eq!(opening_brackets(part), slow_part);
+        }
+        assert_eq!(opening_brackets(text), slow);
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        let deep = |n: usize| format!("{{\"a\":{}{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(nesting_within(deep(10).as_bytes(), 64));
+        assert!(!nesting_within(deep(100).as_bytes(), 64));
+        // Brackets in strings, however many, are not nesting.
+        let quoted = format!("{{\"a\":\"{}\",\"b\":[[1]]}}", "[{".repeat(500));
+        assert!(nesting_within(quoted.as_bytes(), 64));
+        // Closing brackets in a string do not hide the depth after them.
+        let hidden = format!(
+            "{{\"a\":\"{}\",\"b\":{}}}",
+            "]".repeat(500),
+            "[".repeat(100)
+        );
+        assert!(!nesting_within(hidden.as_bytes(), 64));
     }
 
     #[test]

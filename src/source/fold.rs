@@ -298,10 +298,21 @@ impl<'a> RecordTexts<'a> {
 /// Keeps the record's text when a rule's condition holds for it. Only records whose
 /// eventName some rule names (or all, when a rule names none) are decoded for the test.
 fn keep_for_rules(rules: &RuleEngine, raw: &str, part: &mut Partial) {
-    // The record parsed once already; as a generic value it parses again.
-    if let Ok(value) = serde_json::from_str::<serde_json::Value>(raw) {
-        if rules.wants(&value) {
-            part.rule_records.push(raw.to_string());
+    // The record parsed once already; as a generic value it parses again. The two parsers
+    // differ at the edges (an escape like `\uZZZZ` in a member the first one skipped): such a
+    // record is activity, but no rule can read it, and the report says so.
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(value) => {
+            if rules.wants(&value) {
+                part.rule_records.push(raw.to_string());
+            }
+        }
+        Err(e) => {
+            let reason = format!(
+                "kept as activity, but unreadable for rules: {}",
+                crate::cloudtrail::record::reason_of(&e)
+            );
+            *part.report.records_bad.entry(reason).or_default() += 1;
         }
     }
 }
