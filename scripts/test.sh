@@ -28,6 +28,9 @@ export TRAILHOUND_VENV
 
 terraform_status=0
 bash scripts/check_terraform.sh || terraform_status=$?
+# Licences and duplicate versions of the dependencies, offline (scripts/dependencies.toml).
+deps_status=0
+"$TRAILHOUND_VENV/bin/python" scripts/check_dependencies.py || deps_status=$?
 
 read -r endpoint moto_pid < <(bash scripts/emulator.sh)
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
@@ -42,7 +45,13 @@ cargo test --all-targets --locked "$@" || cargo_status=$?
 if [ "$terraform_status" != 0 ]; then
   echo "test.sh: the deployment checks failed (scripts/check_terraform.sh exited $terraform_status; see above)" >&2
 fi
+if [ "$deps_status" != 0 ]; then
+  echo "test.sh: the dependency check failed (scripts/check_dependencies.py exited $deps_status; see above)" >&2
+fi
 if [ "$cargo_status" != 0 ]; then
   exit "$cargo_status"
 fi
-exit "$terraform_status"
+if [ "$terraform_status" != 0 ]; then
+  exit "$terraform_status"
+fi
+exit "$deps_status"

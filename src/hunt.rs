@@ -4,14 +4,15 @@
 //! The order is what makes a stop at any point safe: findings are stored before the baseline
 //! learns what they are about, and the watermark moves last. A re-run redoes an unfinished
 //! window with the same end, so it finds the same findings under the same ids, and the outbox
-//! keeps each id once.
+//! keeps each id once. The crash tests stop the process between these steps
+//! ([`crate::baseline::stop`]) to prove it.
 
 use std::sync::Arc;
 
 use tracing::Instrument;
 
 use crate::alert::Finding;
-use crate::baseline::{BaselineStore, Commit, StoreError};
+use crate::baseline::{stop, BaselineStore, Commit, StoreError};
 use crate::cloudtrail::{AccountId, Timestamp};
 use crate::config::Config;
 use crate::detect::rarity::ORGANIZATION;
@@ -118,6 +119,7 @@ impl Hunter {
             if let Some(end) = quiet_until.take() {
                 self.advance(account, end).await?;
             }
+            stop::point("activity-read");
             self.run_window(&detector, account, batch, period, mode, &mut report)
                 .instrument(span)
                 .await?;
@@ -190,7 +192,9 @@ impl Hunter {
         detection.commit.pairs.extend(rules.pairs);
         detection.commit.rule_states = rules.states;
         report.rules.merge(&rules.stats);
+        stop::point("detected");
         let staged = self.store.stage(&detection.findings, &self.sinks).await?;
+        stop::point("staged");
         if !detection.peer_commit.pairs.is_empty() {
             // Before the account's commit: a stop in between redoes the window, and the peers'
             // writes can be redone.

@@ -1,5 +1,6 @@
 //! Faults of the Athena API, on the local AWS emulator behind a fault-injecting proxy:
-//! throttling is retried with backoff, a query that stays QUEUED or RUNNING is waited for and
+//! throttling is retried with backoff for as long as the patience allows (so more hunts than
+//! the quota of active queries all finish), a query that stays QUEUED or RUNNING is waited for and
 //! one that never ends is cancelled at the deadline, a FAILED query fails its account with
 //! Athena's reason (or runs again when Athena says it may), and managed partitions are added
 //! once before the query that needs them.
@@ -185,11 +186,24 @@ async fn throttled_calls_and_slow_queries_are_waited_out() {
 }
 
 #[tokio::test]
-async fn throttling_that_does_not_stop_is_a_clear_error() {
-    let rig = rig("ap-southeast-2", PartitionMode::Projection).await;
+async fn throttling_past_the_patience_is_a_clear_error_naming_the_account() {
+    let mut rig = rig("ap-southeast-2", PartitionMode::Projection).await;
     rig.proxy.script(
         "StartQueryExecution",
-        std::iter::repeat_n(Reply::Throttle, 10),
+        std::iter::repeat_n(Reply::Throttle, 1000),
+    );
+    let mut policy = quick();
+    policy.throttle_patience = Duration::from_millis(300);
+    let aws = sdk(&rig.proxy.url(), rig.region).await;
+    let trail = trail("trailhound-faults", None, &["us-east-1".into()]);
+    rig.source = Arc::new(
+        AthenaSource::with_policy(
+            trailhound::aws::athena(&aws),
+            &trail,
+            &athena(PartitionMode::Projection),
+            policy,
+        )
+        .unwrap(),
     );
     let e = rig
         .source
@@ -198,10 +212,78 @@ async fn throttling_that_does_not_stop_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("StartQueryExecution"), "{e}");
-    assert!(e.contains("after 4 attempt(s)"), "{e}");
+    assert!(e.contains("still throttled after"), "{e}");
+    assert!(e.contains("athena.throttle_patience"), "{e}");
     assert!(e.contains("TooManyRequestsException"), "{e}");
     assert!(e.contains(ACCOUNT), "{e}");
     assert_eq!(rig.source.counters().queries_started, 0);
+    // Throttled tries do not count against the attempts for transient failures (4 here).
+    assert!(rig.proxy.seen("StartQueryExecution") > 4);
+}
+
+/// More hunts at once than Athena's quota of active queries: the starts beyond it are refused
+/// until earlier queries end, however many refusals that takes, and no account is lost.
+#[tokio::test]
+async fn more_hunts_than_the_query_quota_all_finish() {
+    const HUNTS: usize = 8;
+    let proxy = Proxy::start(&moto::endpoint()).await;
+    let region = "ap-northeast-3";
+    // Each query runs long enough that the last of 8 hunts, 2 at a time, waits far longer
+    // than a few quick retries.
+    proxy.limit_active(2, Duration::from_millis(300));
+    let aws = sdk(&proxy.url(), region).await;
+    let trail = trail("trailhound-faults", None, &["us-east-1".into()]);
+    let source = Arc::new(
+        AthenaSource::with_policy(
+            trailhound::aws::athena(&aws),
+            &trail,
+            &athena(PartitionMode::Projection),
+            quick(),
+        )
+        .unwrap(),
+    );
+    let accounts: Vec<AccountId> = (0..HUNTS)
+        .map(|n| AccountId::parse(&format!("1000000000{n:02}")).unwrap())
+        .collect();
+    // Every query gets an empty activity result (moto hands them out in start order).
+    let empty = ResultTable {
+        columns: trailhound::source::athena::rows::COLUMNS
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+        rows: vec![],
+    };
+    register(region, &vec![empty; HUNTS]).await;
+    let store = tempfile::tempdir().unwrap();
+    let hunter = Hunter {
+        config: Arc::new(config()),
+        store: Arc::new(SqliteStore::open(&store.path().join("state.db")).unwrap()),
+        source: source.clone(),
+        sinks: vec![],
+        now: t("2024-03-02T01:00:00Z"),
+        rules: Default::default(),
+    };
+    let window = Window::new(t("2024-03-02T00:00:00Z"), t("2024-03-02T00:30:00Z")).unwrap();
+    let result = muster::run(
+        &hunter,
+        accounts,
+        Period::Fixed(window),
+        Mode::Hunt,
+        HUNTS,
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(
+        result.summary.accounts_failed.is_empty(),
+        "{:?}",
+        result.summary.accounts_failed
+    );
+    assert_eq!(result.summary.windows, HUNTS as u64);
+    let (refused, peak) = proxy.quota_seen();
+    assert!(refused > 0, "the quota was reached");
+    assert!(peak <= 2, "never more than the quota at once: {peak}");
+    assert_eq!(source.counters().activity_queries, HUNTS as u64);
 }
 
 #[tokio::test]

@@ -8,6 +8,8 @@
 mod common;
 #[path = "dynamodb_store/hunt.rs"]
 mod hunt;
+#[path = "athena_emulator/proxy.rs"]
+mod proxy;
 #[macro_use]
 mod store_contract;
 #[path = "dynamodb_store/outbox.rs"]
@@ -133,8 +135,54 @@ async fn hundreds_of_keys_are_read_in_batches_of_one_hundred() {
     assert!(known.contains_key(&many_key(299)));
     assert!(!known.contains_key(&many_key(300)));
     assert_eq!(calls, 6, "600 keys are six BatchGetItem calls");
-    // Writing them took one read per 100 (earliest first-seen) and one write per 25.
     assert!(store.counters().write_units > 0.0);
+}
+
+/// Pair writes carry their condition (keep the earliest first-seen) instead of reading the
+/// stored pairs first, and the condition holds across processes.
+#[tokio::test]
+async fn pair_writes_read_nothing_and_keep_the_earliest_first_seen_across_writers() {
+    let (first, client) = fresh("pair-writes").await;
+    let proxy = proxy::Proxy::start(&std::env::var("TRAILHOUND_AWS_ENDPOINT").unwrap()).await;
+    let counted = {
+        let conf = trailhound::aws::load().await;
+        let conf = conf.to_builder().endpoint_url(proxy.url()).build();
+        DynamoStore::new(trailhound::aws::dynamodb(&conf), first.table())
+    };
+    let keys: Vec<_> = (0..60).map(many_key).collect();
+    let writes = |first_seen: i64, last_seen: i64, expires: i64| {
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| (k.clone(), state(first_seen, last_seen, 1, expires)))
+            .collect();
+        pairs(&list)
+    };
+    // New pairs, then their TTL refresh: neither reads.
+    counted
+        .commit(&account(), &writes(100, 110, 1000))
+        .await
+        .unwrap();
+    counted
+        .commit(&account(), &writes(100, 300, 2000))
+        .await
+        .unwrap();
+    assert_eq!(proxy.seen("BatchGetItem") + proxy.seen("GetItem"), 0);
+    assert_eq!(counted.counters().read_units, 0.0);
+    let known = first.known_pairs(&account(), &keys, at(500)).await.unwrap();
+    assert!(keys.iter().all(|k| known[k] == state(100, 300, 1, 2000)));
+
+    // Two processes commit the same pairs, one from an older window that saw them earlier:
+    // the earliest first-seen stands whichever write lands last. (One write at a time: the
+    // emulator does not make a conditional write atomic against a concurrent one, which
+    // DynamoDB does, so a truly simultaneous pair of writes would test the emulator.)
+    let second = DynamoStore::new(client.clone(), first.table());
+    let acct = account();
+    second.commit(&acct, &writes(40, 60, 3000)).await.unwrap();
+    first.commit(&acct, &writes(100, 400, 3000)).await.unwrap();
+    let known = first.known_pairs(&account(), &keys, at(500)).await.unwrap();
+    for k in &keys {
+        assert_eq!(known[k], state(40, 400, 1, 3000), "{k:?}");
+    }
 }
 
 #[tokio::test]

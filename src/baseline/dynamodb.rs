@@ -16,6 +16,7 @@
 //! | finding | `F#<id>` | `F` | `id`, `json` (the finding), `staged_at`, `account`, `kind`, `level`, `score` |
 //! | delivery | `F#<id>` | `S#<sink>` | `sink`, `staged_at`, `delivered_at` (absent while pending) |
 //! | queue entry | `O#<sink>` | `<staged_at, 20 digits>#<id>` | `id`, `sink` |
+//! | delivery turn | `L#<sink>` | `T` | `sink`, `owner` and `until` while a process holds it |
 //!
 //! Inside a key, `#` and `%` of a value are escaped (`%23`, `%25`), so values that contain
 //! separators cannot make two keys meet; a key longer than DynamoDB allows becomes
@@ -42,14 +43,13 @@
 //!
 //! - *Expired is unknown*: `known_pairs` drops items with `expires_at <= at` itself;
 //!   DynamoDB's TTL deletes them days later, which only saves space.
-//! - *Commit order*: pairs (`BatchWriteItem` by 25), then principals, then the cursor. A stop
-//!   part way leaves the watermark behind, the window is redone, and every write is
-//!   idempotent.
-//! - *Earliest first-seen*: a principal is a conditional update (`first_seen > :new` or
-//!   absent), so it holds under any concurrency, and the cursor's `since` the same way.
-//!   Batched pair writes cannot carry conditions: a commit reads the stored first-seens of its
-//!   pairs first and keeps the earlier. Two commits of one pair at the same instant can keep
-//!   the later first-seen of the two (off by the gap between their windows); nothing is lost.
+//! - *Commit order*: pairs, then principals, then rule states, then the cursor. A stop part
+//!   way leaves the watermark behind, the window is redone, and every write is idempotent.
+//! - *Earliest first-seen*: a pair or a principal is a conditional update that sets the
+//!   first-seen only when none is stored or the stored one is not earlier; so it holds under
+//!   any concurrency, and the cursor's `since` the same way. A pair whose update is refused
+//!   (an older window committed it first) is updated again without its first-seen. Nothing is
+//!   read before a write.
 //! - *The watermark only moves forward*: one compare-and-set update; the pending window is
 //!   cleared in that same update once the watermark reaches it.
 //! - *Two hunts of one account at once report a new pair once*: both may decide the pair is
@@ -62,6 +62,11 @@
 //! - *Staging survives a stop*: writes go finding, delivery item, queue entry. Staging again
 //!   (the redone window) puts back the queue entry of any delivery still pending, so a stop
 //!   between two writes loses nothing.
+//! - *Runs at once deliver a finding once*: a sink is delivered by one process at a time, the
+//!   holder of its turn item (`L#<sink>`, `T`: holder and lease, kept by a heartbeat, given
+//!   back when the queue is empty; see `deliverer.rs`). A process waiting for the turn then
+//!   reads the queue again and finds what the holder marked gone. A holder that dies frees the
+//!   turn a lease later.
 //! - *A delivery is marked once*: `delivered_at` is set only if absent (the first time
 //!   stands), then the queue entry is removed. An entry left behind by a stop in between is
 //!   recognised by `pending`, which reads each entry's delivery item, and removed there.
@@ -75,7 +80,8 @@
 //! Steady state per account and window: one consistent `GetItem` for the cursor, one
 //! `UpdateItem` when the window starts, one `GetItem` for the account's history, one
 //! `BatchGetItem` per 100 pairs and per 100 principals, one `UpdateItem` for the commit (no
-//! pair is written until its TTL refresh is due), and one `Query` per sink. A new finding
+//! pair is written until its TTL refresh is due; then one `UpdateItem` per pair, which costs
+//! the write units a batched put would and no read), and one `Query` per sink. A new finding
 //! costs one write for itself and two per sink; a delivery, one update plus a share of a
 //! batched delete.
 //!
@@ -87,6 +93,7 @@
 
 mod baseline_items;
 mod calls;
+mod deliverer;
 mod keys;
 mod outbox;
 mod retry;
@@ -98,6 +105,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 
+pub use deliverer::{LEASE as DELIVERY_LEASE, WAIT as DELIVERY_WAIT};
 pub use keys::EXPIRES_AT;
 
 use super::{BaselineStore, Commit, PairKey, PairState, PrincipalState, StoreCounters, StoreError};
@@ -113,6 +121,8 @@ pub struct DynamoStore {
     table: String,
     backoff: Backoff,
     counters: Arc<Mutex<StoreCounters>>,
+    /// This process's turns at delivering sinks (see `deliverer.rs`).
+    turns: Arc<deliverer::Turns>,
 }
 
 impl DynamoStore {
@@ -120,10 +130,11 @@ impl DynamoStore {
     /// client with [`crate::aws::dynamodb`].
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
-            client,
+            client: with_call_timeout(client),
             table: table.into(),
             backoff: Backoff::default(),
             counters: Arc::default(),
+            turns: Arc::default(),
         }
     }
 
@@ -170,8 +181,34 @@ impl DynamoStore {
         if ids.is_empty() {
             return Ok(());
         }
+        // The sink has taken these; a stop before the mark delivers them again.
+        super::stop::point("delivering");
         self.mark(sink, ids, now).await
     }
+}
+
+/// The longest one attempt of one call may take when the client's config sets no limit. The
+/// SDK sets none by default, and a connection that hangs would hold an account's hunt forever;
+/// DynamoDB answers even a full batch in milliseconds. A timed-out attempt is retried by the
+/// SDK, and every write here can be applied twice.
+const CALL_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn with_call_timeout(client: Client) -> Client {
+    let timeouts = client.config().timeout_config();
+    if timeouts
+        .and_then(|t| t.operation_attempt_timeout())
+        .is_some()
+    {
+        return client;
+    }
+    let builder = timeouts.map(|t| t.to_builder()).unwrap_or_default();
+    let mut conf = client.config().to_builder();
+    conf.set_timeout_config(Some(
+        builder
+            .operation_attempt_timeout(CALL_ATTEMPT_TIMEOUT)
+            .build(),
+    ));
+    Client::from_conf(conf.build())
 }
 
 #[async_trait]
@@ -234,7 +271,23 @@ impl BaselineStore for DynamoStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.read_pending(sink, limit).await
+        let found = self.read_pending(sink, limit).await?;
+        // Nothing left to send: the turn goes back, and only then (an empty queue, the
+        // common case, costs no write).
+        if found.is_empty() {
+            self.give_back_turn(sink).await?;
+            return Ok(found);
+        }
+        if self.holds_turn(sink) {
+            return Ok(found);
+        }
+        self.take_turn(sink).await?;
+        // Another process may have delivered them while this one waited.
+        let found = self.read_pending(sink, limit).await?;
+        if found.is_empty() {
+            self.give_back_turn(sink).await?;
+        }
+        Ok(found)
     }
 
     async fn mark_delivered(&self, sink: &str, ids: &[String]) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 
 pub mod dynamodb;
 pub mod sqlite;
+pub mod stop;
 
 use std::collections::HashMap;
 
@@ -144,6 +145,13 @@ pub trait BaselineStore: Send + Sync {
 
     /// Findings staged for `sink` and not yet delivered to it, oldest staged first, at most
     /// `limit`.
+    ///
+    /// Deliverers take turns: a store shared by several processes makes the one whose
+    /// `pending` returned findings the only one delivering them until its `pending` comes back
+    /// empty (or it ends, crashed or not). Another process's `pending` waits meanwhile, then
+    /// sees what the first marked delivered; so runs at once send each finding once. A caller
+    /// therefore drains the outbox: it calls `pending` until it returns nothing, marking what
+    /// each sink took in between.
     async fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Finding>, StoreError>;
 
     /// Marks findings as delivered to `sink`. Ids not pending for `sink` are ignored, and a

@@ -3,10 +3,13 @@
 //!
 //! Several trailhound processes may share a file: WAL lets readers run beside the one writer,
 //! every write takes the write lock up front (IMMEDIATE) and waits up to [`BUSY_TIMEOUT`] for
-//! it instead of failing. The schema and its migrations live in `sqlite/schema.rs`, the
-//! statements of each half of the store in `baseline_rows.rs` and `outbox.rs`.
+//! it instead of failing. Delivering takes turns across those processes (`deliverer.rs`), so
+//! that two runs at once send each finding once. The schema and its migrations live in
+//! `sqlite/schema.rs`, the statements of each half of the store in `baseline_rows.rs` and
+//! `outbox.rs`.
 
 mod baseline_rows;
+mod deliverer;
 mod outbox;
 mod schema;
 mod stats;
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
+pub use deliverer::WAIT as DELIVERY_WAIT;
 pub use stats::{SinkStats, StoreStats};
 
 use super::{BaselineStore, Commit, PairKey, PairState, PrincipalState, StoreError};
@@ -39,6 +43,8 @@ pub struct SqliteStore {
     // rusqlite connections are not `Sync`; the mutex makes one connection serve all tasks, and
     // SQLite serialises writers anyway.
     conn: Arc<Mutex<Connection>>,
+    /// The turn at delivering, shared with the other processes on the file (none in memory).
+    deliverer: Option<Arc<deliverer::Deliverer>>,
 }
 
 impl SqliteStore {
@@ -72,7 +78,9 @@ impl SqliteStore {
         // a lost commit only makes its window be hunted again.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(failed)?;
-        Self::finish(conn, &shown)
+        let mut store = Self::finish(conn, &shown)?;
+        store.deliverer = Some(Arc::new(deliverer::Deliverer::beside(path)));
+        Ok(store)
     }
 
     /// A private store that lives as long as the value, for tests and dry runs.
@@ -88,6 +96,7 @@ impl SqliteStore {
         schema::migrate(&mut conn, shown)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            deliverer: None,
         })
     }
 
@@ -165,6 +174,8 @@ impl SqliteStore {
         if ids.is_empty() {
             return Ok(());
         }
+        // The sink has taken these; a stop before the mark delivers them again.
+        super::stop::point("delivering");
         let sink = sink.to_string();
         let ids = ids.to_vec();
         self.run(
@@ -331,12 +342,36 @@ impl BaselineStore for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let sink = sink.to_string();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(format!("reading the outbox of sink {sink}"), move |conn| {
-            outbox::read_pending(conn, &sink, limit)
-        })
-        .await
+        let read = || {
+            let sink = sink.to_string();
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            self.run(format!("reading the outbox of sink {sink}"), move |conn| {
+                outbox::read_pending(conn, &sink, limit)
+            })
+        };
+        let found = read().await?;
+        let Some(turn) = &self.deliverer else {
+            return Ok(found);
+        };
+        // Nothing left to send: the turn goes back, and only then (an outbox with nothing
+        // pending, the common case, takes no lock at all).
+        if found.is_empty() {
+            turn.give_back();
+            return Ok(found);
+        }
+        if turn.is_held() {
+            return Ok(found);
+        }
+        let waiting = Arc::clone(turn);
+        tokio::task::spawn_blocking(move || waiting.take())
+            .await
+            .map_err(|e| StoreError::Query(format!("waiting to deliver stopped: {e}")))??;
+        // Another process may have delivered them while this one waited.
+        let found = read().await?;
+        if found.is_empty() {
+            turn.give_back();
+        }
+        Ok(found)
     }
 
     async fn mark_delivered(&self, sink: &str, ids: &[String]) -> Result<(), StoreError> {

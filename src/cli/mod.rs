@@ -115,7 +115,7 @@ pub struct LogsArgs {
     /// Only these accounts (repeatable). Default: every account found.
     #[arg(long = "account", value_name = "ID")]
     pub accounts: Vec<String>,
-    /// Accounts hunted at once (default: `[muster] concurrency`, 5).
+    /// Accounts hunted at once (default: `[muster] concurrency`, 20).
     #[arg(long)]
     pub concurrency: Option<usize>,
 }

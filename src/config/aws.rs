@@ -37,8 +37,12 @@ pub struct MusterConfig {
     pub exclude_tags: Vec<String>,
     /// A role in the management account to assume for Organizations calls.
     pub assume_role_arn: Option<String>,
-    /// Accounts hunted at once. Athena allows 20–25 concurrent queries per account and region
-    /// by default; 5 leaves room for other users of the workgroup.
+    /// Accounts hunted at once. Each hunt has at most one Athena query active at a time, so
+    /// this is the most queries trailhound keeps active. Athena's default quota of active DML
+    /// queries (queued and running together, per account and region, shared by every
+    /// workgroup) is 20 to 25 in most regions and higher in the largest; 20 fills the lowest
+    /// of them. Starts beyond the quota are refused and waited out (`athena.throttle_patience`),
+    /// so a lower quota, or others using it, slows a run down without failing it.
     pub concurrency: usize,
 }
 
@@ -53,7 +57,7 @@ impl Default for MusterConfig {
             include_tags: Vec::new(),
             exclude_tags: Vec::new(),
             assume_role_arn: None,
-            concurrency: 5,
+            concurrency: 20,
         }
     }
 }
@@ -117,6 +121,11 @@ pub struct AthenaConfig {
     pub projection_start: String,
     /// How long one query may take, queued and running, before the account's hunt fails.
     pub query_timeout: Span,
+    /// How long one Athena call may keep being throttled (`TooManyRequestsException`, also
+    /// Athena's answer to a start beyond the quota of active queries) before the account's
+    /// hunt fails, naming the account. Retries back off exponentially, with jitter, up to 20 s
+    /// apart.
+    pub throttle_patience: Span,
 }
 
 impl Default for AthenaConfig {
@@ -129,6 +138,11 @@ impl Default for AthenaConfig {
             partitions: PartitionMode::Projection,
             projection_start: "2020/01/01".into(),
             query_timeout: Span::minutes(10),
+            // An hourly run of a large organization queues its hunts behind the quota for a
+            // few minutes at most; throttled longer than this, something else holds the
+            // quota, and the account is reported failed rather than waited on into the next
+            // hour.
+            throttle_patience: Span::minutes(10),
         }
     }
 }
@@ -175,6 +189,18 @@ pub fn is_bucket_name(text: &str) -> bool {
         && text
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+}
+
+/// A key prefix of S3's "safe" characters only, as the Athena statements write it into their
+/// literals: no quotes, no `$`, no backslash, no `//`, no slash at either end.
+pub fn is_sql_safe_prefix(prefix: &str) -> bool {
+    prefix.is_empty()
+        || (!prefix.starts_with('/')
+            && !prefix.ends_with('/')
+            && !prefix.contains("//")
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!-_.*()/".contains(&b)))
 }
 
 /// Problems in the AWS sections, each naming its field.
@@ -251,9 +277,24 @@ pub fn problems(
             "trail.prefix: `{}` must have no slash at either end and no quotes",
             trail.prefix
         ));
+    } else if source.kind == SourceKind::Athena && !is_sql_safe_prefix(&trail.prefix) {
+        // The Athena table's LOCATION and projection template are SQL literals: refused here,
+        // on load, rather than when the first statement is rendered.
+        out.push(format!(
+            "trail.prefix: `{}` must be S3's safe key characters (letters, digits, ! - _ . * ( ) /) \
+             with no `//` for the Athena source",
+            trail.prefix
+        ));
     }
     if let Some(org) = &trail.org_id {
-        if !(org.starts_with("o-") && is_name(org, &['-'], 34)) {
+        let id_ok = org.strip_prefix("o-").is_some_and(|rest| {
+            !rest.is_empty()
+                && org.len() <= 34
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+        if !id_ok {
             out.push(format!(
                 "trail.org_id: `{org}` is not an organization id like o-a1b2c3d4e5"
             ));
@@ -306,6 +347,10 @@ pub fn problems(
         if athena.query_timeout < Span::seconds(10) {
             out.push("athena.query_timeout must be at least 10s".into());
         }
+        if athena.throttle_patience < Span::seconds(10) || athena.throttle_patience > Span::hours(1)
+        {
+            out.push("athena.throttle_patience must be within 10s..=1h".into());
+        }
     }
     if store.kind == StoreKind::Dynamodb && !is_name(&store.table, &['-', '_', '.'], 255) {
         out.push(format!(
@@ -351,6 +396,34 @@ mod tests {
         };
         let p = problems(&muster, &source, &trail, &athena, &store);
         assert_eq!(p.len(), 13, "{p:#?}");
+    }
+
+    #[test]
+    fn what_the_athena_statements_would_refuse_is_refused_on_load() {
+        let athena = SourceConfig {
+            kind: SourceKind::Athena,
+        };
+        let trail = TrailConfig {
+            bucket: "trail-bucket".into(),
+            prefix: "logs; DROP TABLE x".into(),
+            org_id: Some("o-ABC123".into()),
+            regions: vec!["us-east-1".into()],
+        };
+        let on = |source: &SourceConfig| {
+            problems(
+                &MusterConfig::default(),
+                source,
+                &trail,
+                &AthenaConfig::default(),
+                &StoreConfig::default(),
+            )
+        };
+        let p = on(&athena);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0].starts_with("trail.prefix") && p[1].starts_with("trail.org_id"));
+        // Other sources put the prefix in S3 key prefixes only, which may hold such text.
+        assert_eq!(on(&SourceConfig::default()).len(), 1);
+        assert!(is_sql_safe_prefix("trail(prod)!*-_.x/y"));
     }
 
     #[test]

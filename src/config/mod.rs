@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::cloudtrail::{Action, IdentityType, Span};
 
 pub mod aws;
+mod load;
 pub mod rarity;
 pub mod rules;
 pub mod sinks;
@@ -359,9 +360,15 @@ impl Config {
 
     /// Parses and validates; `origin` names the file in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+        let config: Config = load::read(text).map_err(|problems| match problems {
+            load::ReadProblems::Syntax(message) => ConfigError::Parse {
+                path: origin.to_string(),
+                message,
+            },
+            load::ReadProblems::Schema(problems) => ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            },
         })?;
         let problems = config.problems();
         if problems.is_empty() {

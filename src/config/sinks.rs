@@ -173,9 +173,11 @@ pub fn problems(sinks: &SinksConfig) -> Vec<String> {
         }
         match url_parts(&hec.url) {
             None => out.push(format!(
-                "{}: `{}` is not a URL like https://splunk.example.com:8088",
+                "{}: `{}` is not a URL like https://splunk.example.com:8088 (credentials in \
+                 the URL are not accepted: give the token with token_env, token_file or \
+                 token_secret)",
                 named("url"),
-                hec.url
+                without_credentials(&hec.url)
             )),
             Some(("https", _)) => {}
             Some(("http", host)) => {
@@ -203,9 +205,12 @@ pub fn problems(sinks: &SinksConfig) -> Vec<String> {
             ));
         }
         if let Some(var) = &hec.token_env {
-            if var.is_empty() || var.contains('=') || var.contains('\0') {
+            if !is_env_name(var) {
+                // Not echoed: a token pasted here by mistake would be printed.
                 out.push(format!(
-                    "{}: `{var}` is not an environment variable name",
+                    "{}: is not an environment variable name (1-256 letters, digits and `_`, \
+                     not starting with a digit); it names the variable that holds the token, \
+                     not the token itself",
                     named("token_env")
                 ));
             }
@@ -281,6 +286,30 @@ pub fn problems(sinks: &SinksConfig) -> Vec<String> {
         }
     }
     out
+}
+
+/// A portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`. HEC tokens are GUIDs, so
+/// a token put here by mistake is refused.
+fn is_env_name(text: &str) -> bool {
+    (1..=256).contains(&text.len())
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `url` with any `user:password@` before the host replaced by `***@`, for messages.
+fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let shown = match authority.rfind('@') {
+        Some(at) => format!("***{}", &authority[at..]),
+        None => authority.to_string(),
+    };
+    if url.contains("://") {
+        format!("{scheme}://{shown}{tail}")
+    } else {
+        format!("{shown}{tail}")
+    }
 }
 
 /// A GUID in its 8-4-4-4-12 hexadecimal form.
@@ -361,6 +390,30 @@ mod tests {
                 "{field}: {p:#?}"
             );
         }
+    }
+
+    #[test]
+    fn a_token_in_the_wrong_place_is_refused_without_being_repeated() {
+        let token = "4e7b1c2a-7e57-4a11-b0b0-5ecre7000042";
+        let p = check(HecConfig {
+            token_env: Some(token.into()),
+            url: format!("https://splunk:{token}@splunk.example.com:8088/services"),
+            ..hec("")
+        });
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p.iter().all(|m| !m.contains(token)), "{p:#?}");
+        assert!(
+            p[0].contains("https://***@splunk.example.com:8088/services"),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].contains("token_env: is not an environment variable name"),
+            "{}",
+            p[1]
+        );
+        assert!(is_env_name("TRAILHOUND_HEC_TOKEN") && is_env_name("_x1"));
+        assert!(!is_env_name("1X") && !is_env_name("A-B") && !is_env_name(""));
     }
 
     /// The example config shows a collector commented out; uncommented, it is valid and says

@@ -7,7 +7,7 @@
 //! and the pair expires `history` after it was last seen. So both stores keep it, with TTL,
 //! and a window redone after a stop finds the same terms new under the same finding ids.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -114,11 +114,20 @@ pub async fn detect_rules(
     mode: Mode,
 ) -> Result<RuleDetection, StoreError> {
     let mut out = RuleDetection::default();
-    let (states, unreadable) = if at.keep_state {
-        read_states(rules, store, at).await?
+    let mut values = Vec::with_capacity(records.len());
+    for text in records {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) => values.push(v),
+            Err(_) => out.stats.records_unreadable += 1,
+        }
+    }
+    let mut read = if at.keep_state {
+        read_states(rules, &values, store, at).await?
     } else {
-        Default::default()
+        StoredStates::default()
     };
+    let states = std::mem::take(&mut read.states);
+    let unreadable = std::mem::take(&mut read.unreadable);
     out.stats.states_unreadable = unreadable.len() as u64;
     let mut before: HashMap<String, RuleState> = HashMap::new();
     let mut done = Vec::new();
@@ -142,11 +151,8 @@ pub async fn detect_rules(
         }
         out.stats.groups_resumed += engine.resume(id, std::mem::take(&mut state.groups));
     }
-    for text in records {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v) => engine.observe(&v),
-            Err(_) => out.stats.records_unreadable += 1,
-        }
+    for v in &values {
+        engine.observe(v);
     }
     let end = at.window.end;
     let (result, runs) = if at.keep_state {
@@ -203,35 +209,110 @@ pub async fn detect_rules(
             || carried_in.contains(&run.rule_id)
             || rules.get(&run.rule_id).is_some_and(|r| r.every.is_some());
         if let Some(state) = next_state(&run, keep, prior, fired, end, &mut out.stats) {
+            if state.groups.is_empty() {
+                read.carrying.remove(&run.rule_id);
+            } else {
+                read.carrying.insert(run.rule_id.clone());
+            }
             out.states.push((run.rule_id.clone(), state.to_json()));
         }
+    }
+    if at.keep_state && (read.rewrite_carrying || read.carrying != read.carrying_before) {
+        let enabled: BTreeSet<String> = rules.enabled().map(|r| r.id.clone()).collect();
+        read.carrying.retain(|id| enabled.contains(id));
+        out.states.push((
+            rule_state::CARRYING.to_string(),
+            rule_state::carrying_json(&read.carrying),
+        ));
     }
     Ok(out)
 }
 
-/// The stored states of the enabled rules, and the rules whose state cannot be read (they
-/// start afresh).
+/// What a window read of the rules' stored states.
+#[derive(Default)]
+struct StoredStates {
+    states: HashMap<String, RuleState>,
+    /// Rules whose stored state cannot be read (they start afresh).
+    unreadable: Vec<String>,
+    /// The rules carrying groups, as stored before the window and as the window leaves them.
+    carrying_before: BTreeSet<String>,
+    carrying: BTreeSet<String>,
+    /// The list was missing or unreadable: it is written whatever the window changes.
+    rewrite_carrying: bool,
+}
+
+/// The stored states a window needs: those of the rules some record of the window matches, of
+/// the rules with a schedule (due or not, they keep their state every window), and of the
+/// rules that carry groups in (the [`rule_state::CARRYING`] list, read with them). Any other
+/// rule has nothing to resume and nothing to observe, so its state is not read: most
+/// account-hours have no record any rule wants. Without a readable list (an account hunted
+/// before it existed), every enabled rule's state is read and the list written.
 async fn read_states(
     rules: &RuleSet,
+    records: &[serde_json::Value],
     store: &dyn BaselineStore,
     at: &RuleWindow<'_>,
-) -> Result<(HashMap<String, RuleState>, Vec<String>), StoreError> {
-    let ids: Vec<String> = rules.enabled().map(|r| r.id.clone()).collect();
-    let mut states = HashMap::new();
-    let mut unreadable = Vec::new();
-    for (id, text) in store.rule_states(at.account, &ids).await? {
+) -> Result<StoredStates, StoreError> {
+    let needed = |r: &&Rule| r.every.is_some() || records.iter().any(|v| r.when.holds(v));
+    let mut ask: BTreeSet<String> = rules
+        .enabled()
+        .filter(needed)
+        .map(|r| r.id.clone())
+        .collect();
+    ask.insert(rule_state::CARRYING.to_string());
+    let mut found = store
+        .rule_states(at.account, &ask.iter().cloned().collect::<Vec<_>>())
+        .await?;
+    let mut out = StoredStates::default();
+    let carrying = found
+        .remove(rule_state::CARRYING)
+        .map(|text| rule_state::parse_carrying(&text));
+    let more: Vec<String> = match carrying {
+        Some(Ok(list)) => {
+            out.carrying_before = list.clone();
+            rules
+                .enabled()
+                .map(|r| &r.id)
+                .filter(|id| list.contains(*id) && !ask.contains(*id))
+                .cloned()
+                .collect()
+        }
+        unknown => {
+            if let Some(Err(e)) = unknown {
+                tracing::warn!(account = %at.account, error = %e,
+                    "the list of rules carrying groups is unreadable; every rule's state is read");
+                out.unreadable.push(rule_state::CARRYING.to_string());
+            }
+            out.rewrite_carrying = true;
+            rules
+                .enabled()
+                .map(|r| &r.id)
+                .filter(|id| !ask.contains(*id))
+                .cloned()
+                .collect()
+        }
+    };
+    if !more.is_empty() {
+        found.extend(store.rule_states(at.account, &more).await?);
+    }
+    for (id, text) in found {
         match RuleState::parse(&text) {
             Ok(state) => {
-                states.insert(id, state);
+                // Without a list, the states read are what it would have said.
+                if out.rewrite_carrying && !state.groups.is_empty() {
+                    out.carrying_before.insert(id.clone());
+                }
+                out.states.insert(id, state);
             }
             Err(e) => {
                 tracing::warn!(rule = %id, account = %at.account, error = %e,
                     "the rule's stored state is unreadable; the rule starts afresh");
-                unreadable.push(id);
+                out.unreadable.push(id);
             }
         }
     }
-    Ok((states, unreadable))
+    out.carrying = out.carrying_before.clone();
+    Ok(out)
 }
 
 /// The state a rule leaves after this window, or `None` when there is nothing worth a write:
@@ -685,7 +766,12 @@ when = { field = "eventName", equals = "StopLogging" }
             ..Commit::default()
         };
         fx.store.commit(&fx.account, &commit).await.unwrap();
-        let stored: Vec<&str> = first.states.iter().map(|(id, _)| id.as_str()).collect();
+        let stored: Vec<&str> = first
+            .states
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .filter(|id| *id != rule_state::CARRYING)
+            .collect();
         assert_eq!(
             stored,
             ["burst", "stop"],
@@ -759,5 +845,126 @@ when = { field = "eventName", equals = "StopLogging" }
             fx.store.commit(&fx.account, &commit).await.unwrap();
         }
         assert_eq!(resumed, [0, 1, 0]);
+    }
+
+    /// A store that remembers which rule states each window asked for.
+    struct Asking {
+        inner: SqliteStore,
+        asked: std::sync::Mutex<Vec<Vec<String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl BaselineStore for Asking {
+        async fn cursor(&self, a: &AccountId) -> Result<crate::window::Cursor, StoreError> {
+            self.inner.cursor(a).await
+        }
+        async fn begin_window(&self, a: &AccountId, end: Timestamp) -> Result<(), StoreError> {
+            self.inner.begin_window(a, end).await
+        }
+        async fn known_pairs(
+            &self,
+            a: &AccountId,
+            keys: &[PairKey],
+            at: Timestamp,
+        ) -> Result<HashMap<PairKey, PairState>, StoreError> {
+            self.inner.known_pairs(a, keys, at).await
+        }
+        async fn known_principals(
+            &self,
+            a: &AccountId,
+            keys: &[String],
+        ) -> Result<HashMap<String, crate::baseline::PrincipalState>, StoreError> {
+            self.inner.known_principals(a, keys).await
+        }
+        async fn rule_states(
+            &self,
+            a: &AccountId,
+            rules: &[String],
+        ) -> Result<HashMap<String, String>, StoreError> {
+            let mut asked = rules.to_vec();
+            asked.sort();
+            self.asked.lock().unwrap().push(asked);
+            self.inner.rule_states(a, rules).await
+        }
+        async fn account_since(&self, a: &AccountId) -> Result<Option<Timestamp>, StoreError> {
+            self.inner.account_since(a).await
+        }
+        async fn commit(&self, a: &AccountId, c: &Commit) -> Result<(), StoreError> {
+            self.inner.commit(a, c).await
+        }
+        async fn stage(&self, f: &[Finding], sinks: &[String]) -> Result<usize, StoreError> {
+            self.inner.stage(f, sinks).await
+        }
+        async fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Finding>, StoreError> {
+            self.inner.pending(sink, limit).await
+        }
+        async fn mark_delivered(&self, sink: &str, ids: &[String]) -> Result<(), StoreError> {
+            self.inner.mark_delivered(sink, ids).await
+        }
+    }
+
+    /// Most account-hours have no record any rule wants: such a window reads only the list of
+    /// rules carrying groups, not every rule's state. A window whose records concern a rule
+    /// reads that rule's state, and a rule carrying a tail is read until the tail runs out.
+    #[tokio::test]
+    async fn a_window_reads_only_the_states_its_records_and_carried_groups_need() {
+        let fx = Fixture::new();
+        let store = Asking {
+            inner: SqliteStore::open_in_memory().unwrap(),
+            asked: Default::default(),
+        };
+        let hour = |n: i64| {
+            let start = fx.window.start.saturating_add(Span::hours(n));
+            Window::new(start, start.saturating_add(Span::hours(1))).unwrap()
+        };
+        let windows = [hour(0), hour(1), hour(2), hour(3)];
+        let records = [
+            // Early in the hour: nothing to carry into the next.
+            vec![stop_record("2024-05-02T10:10:00Z")],
+            vec![],
+            // Late in the hour: the threshold rule carries a tail into the next.
+            vec![stop_record("2024-05-02T12:55:00Z")],
+            vec![],
+        ];
+        let mut resumed = Vec::new();
+        for (window, records) in windows.iter().zip(records) {
+            let at = RuleWindow {
+                window,
+                now: window.end,
+                ..fx.at()
+            };
+            let out = detect_rules(&fx.rules, &records, &store, &at, Mode::Hunt)
+                .await
+                .unwrap();
+            resumed.push(out.stats.groups_resumed);
+            let commit = Commit {
+                rule_states: out.states,
+                ..Commit::default()
+            };
+            store.commit(&fx.account, &commit).await.unwrap();
+        }
+        let asked = store.asked.lock().unwrap().clone();
+        let carrying = rule_state::CARRYING.to_string();
+        let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            asked,
+            [
+                ids(&[&carrying, "burst", "stop"]),
+                ids(&[&carrying]),
+                ids(&[&carrying, "burst", "stop"]),
+                ids(&[&carrying]),
+                ids(&["burst"]),
+            ]
+        );
+        assert_eq!(
+            resumed,
+            [0, 0, 0, 1],
+            "the tail is resumed in the quiet hour after it"
+        );
+        let left = store
+            .rule_states(&fx.account, std::slice::from_ref(&carrying))
+            .await
+            .unwrap();
+        assert_eq!(left[&carrying], "[]", "the spent tail leaves the list");
     }
 }

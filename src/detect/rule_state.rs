@@ -6,12 +6,19 @@
 //! Only scheduled hunts keep state: a replay of a fixed period evaluates every rule in every
 //! window on its own, so it can neither be misled by nor overwrite the live state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::rules::{Rule, SavedGroup};
 use crate::cloudtrail::Timestamp;
+
+/// The id under which an account's store keeps the list of rules whose stored state carries
+/// groups into the next window (as a JSON array of rule ids). A window reads the state of the
+/// rules its records concern, of the scheduled rules, and of the rules on this list: a rule
+/// with nothing to resume and nothing to match has nothing to read. Rule ids start with a
+/// letter or digit, so this one cannot be a rule's.
+pub const CARRYING: &str = "_carrying";
 
 /// The most a rule's kept groups may take, as JSON. DynamoDB items are limited to 400 KB.
 pub const MAX_GROUP_BYTES: usize = 256 * 1024;
@@ -69,6 +76,17 @@ pub fn due(rule: &Rule, state: Option<&RuleState>, end: Timestamp) -> bool {
         (Some(every), Some(last)) => end >= last.saturating_add(every),
         _ => true,
     }
+}
+
+/// The rule ids of a stored [`CARRYING`] list.
+pub fn parse_carrying(text: &str) -> Result<BTreeSet<String>, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// The stored form of a [`CARRYING`] list.
+pub fn carrying_json(rules: &BTreeSet<String>) -> String {
+    // A list of strings: serialising it cannot fail.
+    serde_json::to_string(rules).unwrap_or_default()
 }
 
 /// The text a group is remembered by in `last_keys`.

@@ -34,6 +34,7 @@ pub fn quick() -> QueryPolicy {
         poll_first: Duration::from_millis(20),
         poll_max: Duration::from_millis(100),
         attempts: 4,
+        throttle_patience: Duration::from_secs(20),
         backoff_first: Duration::from_millis(20),
         backoff_max: Duration::from_millis(100),
     }
@@ -41,6 +42,17 @@ pub fn quick() -> QueryPolicy {
 
 /// Queues `results` in moto's Athena for `region`: each query started there takes the next.
 pub async fn register(region: &str, results: &[ResultTable]) {
+    let status = proxy::post_json(
+        &moto::endpoint(),
+        "/moto-api/static/athena/query-results",
+        &registration(region, results),
+    )
+    .await;
+    assert_eq!(status, 201, "moto took the query results");
+}
+
+/// The body of moto's Athena results API that queues `results` for `region`.
+pub fn registration(region: &str, results: &[ResultTable]) -> String {
     let results: Vec<serde_json::Value> = results
         .iter()
         .map(|table| {
@@ -66,18 +78,12 @@ pub async fn register(region: &str, results: &[ResultTable]) {
             serde_json::json!({ "rows": rows, "column_info": columns })
         })
         .collect();
-    let body = serde_json::json!({
+    serde_json::json!({
         "account_id": MOTO_ACCOUNT,
         "region": region,
         "results": results,
-    });
-    let status = proxy::post_json(
-        &moto::endpoint(),
-        "/moto-api/static/athena/query-results",
-        &body.to_string(),
-    )
-    .await;
-    assert_eq!(status, 201, "moto took the query results");
+    })
+    .to_string()
 }
 
 pub fn trail(bucket: &str, org: Option<&str>, regions: &[String]) -> TrailConfig {

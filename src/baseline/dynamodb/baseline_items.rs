@@ -19,6 +19,8 @@ use crate::window::Cursor;
 
 /// Principal writes in flight at once (each is its own conditional call).
 const PRINCIPALS_IN_FLIGHT: usize = 8;
+/// Pair writes in flight at once per commit: a first hunt writes thousands, each its own call.
+const PAIRS_IN_FLIGHT: usize = 16;
 /// Compare-and-set rounds on a cursor before giving up: each lost round means another hunt
 /// of the same account committed in between, which happens once, not ten times.
 const CURSOR_TRIES: u32 = 10;
@@ -192,6 +194,10 @@ impl DynamoStore {
             .await?;
         self.write_rule_states(&what, account, &commit.rule_states)
             .await?;
+        if !commit.pairs.is_empty() || !commit.principals.is_empty() {
+            // The baseline written, the watermark not: a stop here redoes the window.
+            crate::baseline::stop::point("commit");
+        }
         let watermark = commit.watermark;
         if let Some(watermark) = watermark {
             self.advance_watermark(&what, account, watermark).await?;
@@ -232,9 +238,12 @@ impl DynamoStore {
         self.batch_write(what, writes).await
     }
 
-    /// Batched puts, which cannot carry conditions; the earliest first-seen is kept by reading
-    /// the stored ones first (one read per 100 pairs). Two commits of one pair at the same
-    /// moment may still keep the later of their first-seens; see the module's guarantees.
+    /// Each pair is one conditional update that also sets the first-seen only if it is not
+    /// later than the stored one (or there is none): the condition keeps the earliest
+    /// first-seen, so nothing is read first, and it holds against any concurrent writer,
+    /// being decided by DynamoDB on the item itself. A refused update (the stored first-seen
+    /// is earlier: an older window was committed first) is sent again without the first-seen.
+    /// Batched puts cannot carry a condition; a write costs the same units either way.
     async fn write_pairs(
         &self,
         what: &str,
@@ -245,8 +254,8 @@ impl DynamoStore {
             return Ok(());
         }
         let pk = account_pk(account);
-        // One write per item per batch: a pair named twice keeps its last state and the
-        // earlier first-seen.
+        // One write per item: a pair named twice keeps its last state and the earlier
+        // first-seen.
         let mut merged: BTreeMap<String, PairWrite> = BTreeMap::new();
         for write in pairs {
             let sk = pair_sk(&write.key);
@@ -256,42 +265,65 @@ impl DynamoStore {
             }
             merged.insert(sk, write);
         }
-        let stored = self
-            .batch_get(
-                what,
-                merged.keys().map(|sk| (pk.clone(), sk.clone())),
-                &[FIRST_SEEN],
-                false,
-            )
-            .await?;
-        for item in &stored {
-            if let Some(write) = sort_key_of(item).and_then(|sk| merged.get_mut(sk)) {
-                let first_seen = req_time(item, FIRST_SEEN)?;
-                write.state.first_seen = write.state.first_seen.min(first_seen);
-            }
-        }
-        let writes = merged
+        // Futures made up front; see `batch_get` on why not in the stream's `map`.
+        let work: Vec<_> = merged
             .into_iter()
-            .map(|(sk, write)| {
-                let (k, st) = (write.key, write.state);
-                let item: Item = HashMap::from([
-                    (PK.to_string(), s(pk.clone())),
-                    (SK.to_string(), s(sk)),
-                    (PRINCIPAL.to_string(), s(k.principal)),
-                    (ACTION.to_string(), s(k.action)),
-                    (OUTCOME.to_string(), s(k.outcome)),
-                    (FIRST_SEEN.to_string(), n(st.first_seen.unix())),
-                    (LAST_SEEN.to_string(), n(st.last_seen.unix())),
-                    (COUNT.to_string(), n(st.count)),
-                    (DAYS.to_string(), n(st.days)),
-                    (EXPIRES_AT.to_string(), n(st.expires.unix())),
-                ]);
-                let put = PutRequest::builder().set_item(Some(item)).build();
-                put.map(|p| WriteRequest::builder().put_request(p).build())
-                    .map_err(built)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(what, writes).await
+            .map(|(sk, write)| self.write_pair(what, key(pk.clone(), sk), write))
+            .collect();
+        stream::iter(work)
+            .buffer_unordered(PAIRS_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn write_pair(
+        &self,
+        what: &str,
+        item_key: Item,
+        write: PairWrite,
+    ) -> Result<(), StoreError> {
+        let (k, st) = (write.key, write.state);
+        let vals = HashMap::from([
+            (":principal".to_string(), s(k.principal)),
+            (":action".to_string(), s(k.action)),
+            (":outcome".to_string(), s(k.outcome)),
+            (":last".to_string(), n(st.last_seen.unix())),
+            (":count".to_string(), n(st.count)),
+            (":days".to_string(), n(st.days)),
+            (":expires".to_string(), n(st.expires.unix())),
+        ]);
+        // The caller decides the new state (counts, TTL); only the first-seen is history that
+        // a refresh or a redone window must not move later.
+        let state = "SET #principal = :principal, #action = :action, #outcome = :outcome, \
+                     #last_seen = :last, #count = :count, #days = :days, #expires_at = :expires";
+        let names = &[
+            PRINCIPAL, ACTION, OUTCOME, LAST_SEEN, COUNT, DAYS, EXPIRES_AT, FIRST_SEEN,
+        ];
+        let mut with_first = vals.clone();
+        with_first.insert(":first".to_string(), n(st.first_seen.unix()));
+        let spec = UpdateSpec {
+            key: item_key.clone(),
+            update: format!("{state}, #first_seen = :first"),
+            condition: Some(
+                "attribute_not_exists(#first_seen) OR #first_seen >= :first".to_string(),
+            ),
+            names,
+            values: with_first,
+            returning: false,
+        };
+        if let Conditional::Applied(_) = self.update(what, spec).await? {
+            return Ok(());
+        }
+        let spec = UpdateSpec {
+            key: item_key,
+            update: state.to_string(),
+            condition: None,
+            names: &names[..names.len() - 1],
+            values: vals,
+            returning: false,
+        };
+        self.update(what, spec).await.map(drop)
     }
 
     /// Each principal is one conditional update, so the earliest first-seen wins however many

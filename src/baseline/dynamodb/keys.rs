@@ -37,10 +37,14 @@ pub(super) const SINK: &str = "sink";
 pub(super) const DELIVERED_AT: &str = "delivered_at";
 pub(super) const RULE: &str = "rule";
 pub(super) const STATE: &str = "state";
+pub(super) const OWNER: &str = "owner";
+pub(super) const UNTIL: &str = "until";
 
-/// The sort key of an account's cursor item, and of a finding's own item.
+/// The sort key of an account's cursor item, of a finding's own item, and of a sink's
+/// delivery turn.
 pub(super) const CURSOR_SK: &str = "C";
 pub(super) const FINDING_SK: &str = "F";
+pub(super) const TURN_SK: &str = "T";
 
 /// DynamoDB's limits on key sizes, in bytes.
 const MAX_PARTITION_KEY: usize = 2048;
@@ -108,6 +112,11 @@ pub(super) fn delivery_sk(sink: &str) -> String {
 /// The partition of one sink's queue of pending findings.
 pub(super) fn queue_pk(sink: &str) -> String {
     compose("O", &[sink], MAX_PARTITION_KEY)
+}
+
+/// The partition of one sink's delivery turn: which process delivers it, until when.
+pub(super) fn turn_pk(sink: &str) -> String {
+    compose("L", &[sink], MAX_PARTITION_KEY)
 }
 
 /// A queue entry sorts by when its finding was first staged, then by id, as SQLite's outbox

@@ -201,6 +201,10 @@ pub(super) fn apply_commit(
             )?;
         }
     }
+    if !commit.pairs.is_empty() || !commit.principals.is_empty() {
+        // Everything written, nothing committed: a stop here must roll it all back.
+        crate::baseline::stop::point("commit");
+    }
     tx.commit()?;
     Ok(())
 }

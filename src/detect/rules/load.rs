@@ -78,6 +78,16 @@ struct RuleFile {
     rule: Vec<toml::Spanned<toml::Table>>,
 }
 
+/// The parser's message, or a general one where it has none (a lone carriage return).
+fn syntax_message(e: &toml::de::Error) -> String {
+    let message = e.message().trim();
+    if message.is_empty() {
+        "is not valid TOML here (check quotes, brackets and line breaks)".into()
+    } else {
+        message.to_string()
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -108,7 +118,7 @@ impl RuleSet {
                         line: e.span().map(|s| line_of(text, s.start)),
                         rule: None,
                         field: None,
-                        message: e.message().trim_end().to_string(),
+                        message: syntax_message(&e),
                     });
                     continue;
                 }
@@ -300,6 +310,14 @@ when = { field = "eventName", equals = "Y" }
             ["a"]
         );
         assert_eq!(set.get("b").unwrap().origin, "good.toml:10");
+    }
+
+    #[test]
+    fn a_syntax_error_the_parser_gives_no_words_for_still_says_what_is_wrong() {
+        // toml's message for a lone carriage return is empty (found by tests/fuzz_rules.rs).
+        let p = problems(&[("cr.toml", "\r")]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("not valid TOML"), "{}", p[0]);
     }
 
     #[test]

@@ -83,9 +83,13 @@ fn runner(
 
 /// The query policy the config asks for.
 pub fn query_policy(athena: &AthenaConfig) -> QueryPolicy {
-    QueryPolicy::with_timeout(std::time::Duration::from_secs(
-        athena.query_timeout.as_seconds().max(1) as u64,
-    ))
+    let seconds = |span: crate::cloudtrail::Span| {
+        std::time::Duration::from_secs(span.as_seconds().max(1) as u64)
+    };
+    QueryPolicy::new(
+        seconds(athena.query_timeout),
+        seconds(athena.throttle_patience),
+    )
 }
 
 impl AthenaSource {

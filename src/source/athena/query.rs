@@ -2,21 +2,38 @@
 //!
 //! Athena is asynchronous: `StartQueryExecution` returns an id, the query is QUEUED, then
 //! RUNNING, then SUCCEEDED, FAILED or CANCELLED. Polling backs off with jitter so that many
-//! accounts hunted at once do not poll in step. Every call that Athena throttles
-//! (`TooManyRequestsException`, the concurrent-query quota) or that fails in transit is retried
-//! with jittered exponential backoff, a bounded number of times: one place, [`classify`],
-//! decides what is worth retrying. A query that FAILS says why (`StateChangeReason`); one that
-//! fails for a reason Athena marks retryable is started again while attempts remain.
+//! accounts hunted at once do not poll in step. One place, `classify`, decides what is worth
+//! repeating:
+//!
+//! - throttling (`TooManyRequestsException`, which is also how Athena refuses a start beyond
+//!   the account's quota of active queries, `ThrottlingException`, "Rate exceeded") is waited
+//!   out with capped, jittered exponential backoff for as long as `athena.throttle_patience`
+//!   allows, however many tries that takes: with more hunts at once than the quota, starts are
+//!   refused until earlier queries end, which takes as long as those queries run;
+//! - failures in transit, answers slower than the call timeout and Athena's internal errors
+//!   are tried a bounded number of times (a start is sent again under the same
+//!   `ClientRequestToken`, so a start whose answer was lost does not start a second query);
+//! - anything else fails the call at once.
+//!
+//! A query that FAILS says why (`StateChangeReason`); one that fails for a reason Athena marks
+//! retryable is started again while attempts remain. Every error names the call and what it
+//! was for (the account and window), so a failed account is reported by name.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_athena::config::http::HttpResponse;
 use aws_sdk_athena::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_athena::types::{QueryExecutionState, ResultConfiguration};
 use tokio::time::Instant;
 
 use super::rows::ResultTable;
+
+/// The longest one attempt of one Athena call may take when the SDK config sets no limit:
+/// Athena's control-plane calls answer in well under a second; a result page is at most 1,000
+/// rows.
+const CALL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long to wait and how often to retry.
 #[derive(Clone, Copy, Debug)]
@@ -26,21 +43,30 @@ pub struct QueryPolicy {
     /// The first pause between two status polls; it grows by half each poll up to `poll_max`.
     pub poll_first: Duration,
     pub poll_max: Duration,
-    /// Attempts of one call (or of a query that failed retryably) before giving up.
+    /// Attempts of one call that fails in transit (or of a query that failed retryably)
+    /// before giving up.
     pub attempts: u32,
+    /// How long one call may keep being throttled before giving up
+    /// (`athena.throttle_patience`); throttled tries are not counted against `attempts`.
+    pub throttle_patience: Duration,
     /// Backoff before the first retry; it doubles each retry up to `backoff_max`.
     pub backoff_first: Duration,
     pub backoff_max: Duration,
 }
 
 impl QueryPolicy {
-    pub fn with_timeout(timeout: Duration) -> Self {
+    /// The production waits: `timeout` per statement once Athena has accepted it, and
+    /// `throttle_patience` per call for throttling.
+    pub fn new(timeout: Duration, throttle_patience: Duration) -> Self {
         QueryPolicy {
             timeout,
             poll_first: Duration::from_millis(400),
             poll_max: Duration::from_secs(5),
             attempts: 6,
+            throttle_patience,
             backoff_first: Duration::from_millis(500),
+            // Long enough that hundreds of refused hunts do not hammer the API, short enough
+            // that a freed quota slot is taken within seconds.
             backoff_max: Duration::from_secs(20),
         }
     }
@@ -115,6 +141,19 @@ pub enum QueryError {
         message: String,
     },
     #[error(
+        "Athena {call} for {what} was still throttled after {waited:?} ({attempts} attempts; \
+         athena.throttle_patience is {patience:?}): {message}. Lower muster.concurrency, raise \
+         the account's Athena quota of active queries, or raise athena.throttle_patience"
+    )]
+    Throttled {
+        call: &'static str,
+        what: String,
+        attempts: u32,
+        waited: Duration,
+        patience: Duration,
+        message: String,
+    },
+    #[error(
         "Athena query {id} for {what} ended {state}: {reason} (the query text is in the \
          workgroup's history under this id)"
     )]
@@ -146,26 +185,82 @@ enum Class {
 }
 
 /// The one place that decides which failed calls are retried.
-fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Class {
+fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Class {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             Class::Transient
         }
-        SdkError::ServiceError(service) => match service.err().code() {
-            Some(
-                "TooManyRequestsException"
-                | "ThrottlingException"
-                | "Throttling"
-                | "RequestLimitExceeded"
-                | "SlowDown",
-            ) => Class::Throttled,
-            Some("InternalServerException" | "InternalFailure" | "ServiceUnavailable") => {
-                Class::Transient
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            // Some throttles come with a generic code and only the message tells.
+            if e.message().is_some_and(|m| m.contains("Rate exceeded")) {
+                return Class::Throttled;
             }
-            _ => Class::Fatal,
-        },
+            match e.code() {
+                Some(
+                    "TooManyRequestsException"
+                    | "ThrottlingException"
+                    | "Throttling"
+                    | "RequestLimitExceeded"
+                    | "SlowDown",
+                ) => Class::Throttled,
+                Some("InternalServerException" | "InternalFailure" | "ServiceUnavailable") => {
+                    Class::Transient
+                }
+                // An HTTP 5xx without a code Athena documents: the service, not the request.
+                _ if service.raw().status().is_server_error() => Class::Transient,
+                _ => Class::Fatal,
+            }
+        }
         _ => Class::Fatal,
     }
+}
+
+/// What went wrong, in one line: the service's code and message when it answered, else the
+/// transport's chain of causes (never the raw response, which is long and says no more).
+fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            format!(
+                "{} (HTTP {}): {}",
+                e.code().unwrap_or("no error code"),
+                service.raw().status().as_u16(),
+                e.message().unwrap_or("no message")
+            )
+        }
+        other => DisplayErrorContext(other).to_string(),
+    }
+}
+
+/// The error of a call that failed for good or in transit too often.
+fn call_error<E>(
+    name: &'static str,
+    what: &str,
+    tries: u32,
+    err: &SdkError<E, HttpResponse>,
+) -> QueryError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    QueryError::Call {
+        call: name,
+        what: what.to_string(),
+        attempts: tries,
+        message: describe(err),
+    }
+}
+
+/// A fresh idempotency token for `StartQueryExecution` (Athena wants 32 to 128 characters).
+fn request_token() -> String {
+    format!(
+        "trailhound-{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    )
 }
 
 /// A random duration in `[d/2, d]`: spreads retries and polls of concurrent hunts apart.
@@ -205,11 +300,26 @@ impl QueryRunner {
     ) -> Self {
         // This module decides what to retry (see `classify`); the SDK's own retries would
         // multiply the attempts and hide the throttling from the counters.
-        let conf = client
+        let mut conf = client
             .config()
             .to_builder()
-            .retry_config(aws_sdk_athena::config::retry::RetryConfig::disabled())
-            .build();
+            .retry_config(aws_sdk_athena::config::retry::RetryConfig::disabled());
+        // The SDK sets no limit on an answer's time by default: a connection that hangs would
+        // hold the account's hunt (and a slot of the run) forever. A limit set by the caller
+        // stands.
+        let timeouts = client.config().timeout_config();
+        if timeouts
+            .and_then(|t| t.operation_attempt_timeout())
+            .is_none()
+        {
+            let builder = timeouts.map(|t| t.to_builder()).unwrap_or_default();
+            conf.set_timeout_config(Some(
+                builder
+                    .operation_attempt_timeout(CALL_ATTEMPT_TIMEOUT)
+                    .build(),
+            ));
+        }
+        let conf = conf.build();
         QueryRunner {
             client: aws_sdk_athena::Client::from_conf(conf),
             workgroup: workgroup.to_string(),
@@ -219,7 +329,8 @@ impl QueryRunner {
         }
     }
 
-    /// Calls `f` until it succeeds, fails for good, or the attempts run out.
+    /// Calls `f` until it succeeds, fails for good, stays throttled beyond the patience, or
+    /// fails in transit more often than the attempts allow.
     async fn call<T, E, F, Fut>(
         &self,
         name: &'static str,
@@ -228,29 +339,54 @@ impl QueryRunner {
     ) -> Result<T, QueryError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, SdkError<E>>>,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let mut attempt = 0;
+        let started = Instant::now();
+        let mut tries = 0;
+        let mut transient = 0;
         let mut pause = self.policy.backoff_first;
         loop {
-            attempt += 1;
+            tries += 1;
             let err = match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
             let class = classify(&err);
-            if class == Class::Fatal || attempt >= self.policy.attempts {
-                return Err(QueryError::Call {
-                    call: name,
-                    what: what.to_string(),
-                    attempts: attempt,
-                    message: DisplayErrorContext(&err).to_string(),
-                });
+            let sleep = jitter(pause);
+            match class {
+                Class::Fatal => return Err(call_error(name, what, tries, &err)),
+                Class::Transient => {
+                    transient += 1;
+                    if transient >= self.policy.attempts {
+                        return Err(call_error(name, what, tries, &err));
+                    }
+                }
+                Class::Throttled => {
+                    // Gives up before a sleep that would end past the patience: the error then
+                    // comes when it is due, not one backoff later.
+                    let waited = started.elapsed();
+                    if waited + sleep > self.policy.throttle_patience {
+                        return Err(QueryError::Throttled {
+                            call: name,
+                            what: what.to_string(),
+                            attempts: tries,
+                            waited,
+                            patience: self.policy.throttle_patience,
+                            message: describe(&err),
+                        });
+                    }
+                }
             }
-            tracing::warn!(call = name, what, attempt, ?class, error = %DisplayErrorContext(&err), "retrying an Athena call");
+            // Throttling is expected whenever more hunts run than the quota: not worth a
+            // warning each time (the summary counts the retries).
+            if class == Class::Throttled {
+                tracing::debug!(call = name, what, tries, error = %describe(&err), "Athena throttled; waiting");
+            } else {
+                tracing::warn!(call = name, what, tries, error = %describe(&err), "retrying an Athena call");
+            }
             bump(&self.counters.retries, 1);
-            tokio::time::sleep(jitter(pause)).await;
+            tokio::time::sleep(sleep).await;
             pause = (pause * 2).min(self.policy.backoff_max);
         }
     }
@@ -262,11 +398,15 @@ impl QueryRunner {
         kind: StatementKind,
         what: &str,
     ) -> Result<Finished, QueryError> {
-        let deadline = Instant::now() + self.policy.timeout;
         let mut attempt = 0;
+        // The first start: a query restarted after a retryable failure shares its deadline.
+        let mut deadline = None;
         loop {
             attempt += 1;
             let id = self.start(sql, kind, what).await?;
+            // The timeout counts from Athena's acceptance: time spent throttled at the start
+            // has its own bound, the throttle patience.
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.policy.timeout);
             match self.wait(&id, what, deadline).await {
                 Ok(done) => return Ok(done),
                 Err((e, retryable)) => {
@@ -288,12 +428,16 @@ impl QueryRunner {
         kind: StatementKind,
         what: &str,
     ) -> Result<String, QueryError> {
+        // One token for every try of this start: a start whose answer was lost (a timeout)
+        // and is sent again gets the query it already started, not a second one.
+        let token = request_token();
         let out = self
             .call("StartQueryExecution", what, || {
                 let mut req = self
                     .client
                     .start_query_execution()
                     .query_string(sql)
+                    .client_request_token(&token)
                     .work_group(&self.workgroup);
                 if let Some(location) = &self.output_location {
                     req = req.result_configuration(

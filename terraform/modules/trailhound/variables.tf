@@ -139,7 +139,7 @@ variable "single_task_mode" {
 }
 
 variable "max_concurrency" {
-  description = "Distributed Map: accounts hunted at once (ECS tasks running at the same time). With the Athena source each runs two queries at a time; keep it under the account's Athena concurrency quota."
+  description = "Distributed Map: accounts hunted at once (ECS tasks running at the same time). With the Athena source each runs its queries one after another; keep it under the account's Athena concurrency quota."
   type        = number
   default     = 10
 
@@ -359,9 +359,9 @@ variable "exclude_tags" {
 }
 
 variable "hunt_concurrency" {
-  description = "single_task_mode: accounts one `trailhound hunt` hunts at once ([muster] concurrency, 1..100)."
+  description = "single_task_mode: accounts one `trailhound hunt` hunts at once ([muster] concurrency, 1..100). 20 keeps within Athena's lowest default quota of active queries."
   type        = number
-  default     = 5
+  default     = 20
 }
 
 # ---------------------------------------------------------------------------------------------
