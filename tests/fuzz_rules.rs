@@ -14,38 +14,16 @@
 
 use std::sync::OnceLock;
 
+mod fuzz_cases;
+use fuzz_cases::cases;
+
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::{json, Value};
 
 use trailhound::config::{Config, ConfigError};
 use trailhound::detect::rules::{Regex, RuleEngine, RuleSet, RulesError, SHIPPED};
 use trailhound::detect::rules_import::{import, render_file};
-
-/// As in tests/fuzz_reader.rs: `base` cases times `TRAILHOUND_FUZZ_SCALE`, from a fixed seed
-/// unless `TRAILHOUND_FUZZ_SEED` gives another (a number, or `random`).
-fn cases(base: u32) -> ProptestConfig {
-    let scale = std::env::var("TRAILHOUND_FUZZ_SCALE")
-        .ok()
-        .and_then(|s| s.parse::<u32>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let seed = match std::env::var("TRAILHOUND_FUZZ_SEED").ok().as_deref() {
-        Some("random") => RngSeed::Random,
-        Some(n) => RngSeed::Fixed(
-            n.parse()
-                .expect("TRAILHOUND_FUZZ_SEED is a number or random"),
-        ),
-        None => RngSeed::Fixed(0x7e57_c0ff_ee00),
-    };
-    ProptestConfig {
-        cases: base.saturating_mul(scale),
-        failure_persistence: None,
-        rng_seed: seed,
-        ..ProptestConfig::default()
-    }
-}
 
 // --- Byte edits of real inputs ---------------------------------------------------------------
 
