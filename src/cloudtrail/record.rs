@@ -338,10 +338,10 @@ impl<'de> Deserialize<'de> for Member {
 }
 
 /// Written by hand rather than derived: the record is filled in place as its members come
-/// (the derived decoder holds each member aside and moves the whole record at the end), which
-/// is a tenth of the scan's decoding time. Same contract as the derive: `eventTime`,
+/// (the derived decoder holds each member aside and moves the whole record at the end): 9%
+/// less decoding time on generated objects. Same contract as the derive: `eventTime`,
 /// `eventSource` and `eventName` are required, a member given twice is an error, others
-/// default.
+/// default. A record that is not an object (the derive also took an array) is refused.
 impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
