@@ -17,7 +17,7 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 mod fuzz_cases;
-use fuzz_cases::cases;
+use fuzz_cases::{cases, on_worker_stack};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -455,19 +455,6 @@ fn nested(open: &str, close: &str, depth: usize) -> String {
         s.push_str(close);
     }
     s
-}
-
-/// Runs `f` on a thread with the stack the scan's worker threads get (Rust's 2 MiB default),
-/// so a parser that recursed once per level would overflow here as it would there.
-fn on_worker_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn_scoped(s, f)
-            .expect("thread starts")
-            .join()
-            .expect("no panic")
-    })
 }
 
 /// A stack overflow aborts the process, so it cannot be caught as a failure: the parent runs

@@ -15,7 +15,7 @@
 use std::sync::OnceLock;
 
 mod fuzz_cases;
-use fuzz_cases::cases;
+use fuzz_cases::{cases, on_worker_stack};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -837,18 +837,6 @@ proptest! {
 
 // --- Nesting ------------------------------------------------------------------------------
 
-/// Runs `f` on a thread with Rust's default 2 MiB stack, as the command's own work would.
-fn on_small_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn_scoped(s, f)
-            .expect("thread starts")
-            .join()
-            .expect("no panic")
-    })
-}
-
 proptest! {
     #![proptest_config(cases(12))]
 
@@ -862,7 +850,7 @@ proptest! {
         let dotted = vec!["a"; depth].join(".");
         let deep_json = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
         let group = format!("{}{{ field = \"eventName\", equals = \"x\" }}{}", "{ all = [".repeat(depth.min(2000)), "] }".repeat(depth.min(2000)));
-        on_small_stack(|| -> Result<(), TestCaseError> {
+        on_worker_stack(|| -> Result<(), TestCaseError> {
             match shape {
                 0 => { let _ = Config::parse(&format!("[hunt]\nsettle = {deep_array}\n"), "c.toml"); }
                 1 => { let _ = Config::parse(&format!("x = {deep_table}\n"), "c.toml"); }

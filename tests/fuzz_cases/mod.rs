@@ -1,4 +1,5 @@
-//! The case count and seed every fuzz suite (tests/fuzz_*.rs) runs with.
+//! What every fuzz suite (tests/fuzz_*.rs) shares: the case count and seed it runs with, and
+//! the thread stack it checks recursion on.
 
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
@@ -26,4 +27,17 @@ pub fn cases(base: u32) -> ProptestConfig {
         rng_seed: seed,
         ..ProptestConfig::default()
     }
+}
+
+/// Runs `f` on a thread with the stack the scan's worker threads get (Rust's 2 MiB default),
+/// so a parser that recursed once per level would overflow here as it would there.
+pub fn on_worker_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn_scoped(s, f)
+            .expect("thread starts")
+            .join()
+            .expect("no panic")
+    })
 }
