@@ -66,8 +66,11 @@ pub fn single_member_into(bytes: &[u8], max: u64, out: &mut Vec<u8>) -> bool {
     let Some(size) = claimed_size(bytes, max) else {
         return false;
     };
+    // libdeflate writes the output itself: the buffer's spare capacity is handed to it
+    // uninitialised (zeroing it first would cost a pass over every decompressed byte), and
+    // the length is set only to what it reports written.
     out.clear();
-    out.resize(size, 0);
+    out.reserve(size);
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -78,21 +81,30 @@ pub fn single_member_into(bytes: &[u8], max: u64, out: &mut Vec<u8>) -> bool {
         };
         let mut used_in = 0usize;
         let mut made = 0usize;
-        // SAFETY: `d` is a live decompressor used by this thread only; the input and output
-        // pointers and lengths describe slices borrowed for the duration of the call; the
-        // two result pointers are valid locals.
+        // SAFETY: `d` is a live decompressor used by this thread only; the input pointer
+        // and length describe a slice borrowed for the duration of the call; the output
+        // pointer addresses `size` bytes of capacity reserved above, which libdeflate only
+        // writes; the two result pointers are valid locals.
         let result = unsafe {
             libdeflate_gzip_decompress_ex(
                 d.0.as_ptr(),
                 bytes.as_ptr().cast::<c_void>(),
                 bytes.len(),
                 out.as_mut_ptr().cast::<c_void>(),
-                out.len(),
+                size,
                 &mut used_in,
                 &mut made,
             )
         };
-        result == libdeflate_result_LIBDEFLATE_SUCCESS && used_in == bytes.len() && made == size
+        let complete = result == libdeflate_result_LIBDEFLATE_SUCCESS
+            && used_in == bytes.len()
+            && made == size;
+        if complete {
+            // SAFETY: libdeflate succeeded and wrote exactly `made` (= `size`, within the
+            // reserved capacity) bytes from the start of the buffer.
+            unsafe { out.set_len(made) };
+        }
+        complete
     })
 }
 

@@ -1,6 +1,7 @@
 //! CloudTrail itself: records, principals, identifiers, object names and readers.
 //! Imports nothing else of trailhound's; everything above builds on it.
 
+pub mod envelope;
 pub mod gunzip;
 pub mod ids;
 pub mod layout;

@@ -81,14 +81,22 @@ struct DecodedEnvelope<'a> {
 /// `Records` envelope or an array, every record valid. `None` otherwise, and the caller splits
 /// the object with [`split_records`] and decodes record by record, counting each bad one.
 ///
-/// Almost every object CloudTrail delivers takes this path, which reads each byte once.
+/// Almost every object CloudTrail delivers takes this path, which reads each byte once: first
+/// by the decoder that knows CloudTrail's envelope ([`super::envelope`]), and when that one
+/// leaves the object alone, by the general decoder.
 pub fn decode_whole(bytes: &[u8]) -> Option<Vec<Record<'_>>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    super::envelope::decode(text).or_else(|| decode_general(text))
+}
+
+/// The general one-pass decoder (sonic-rs through serde): any envelope member order, a bare
+/// array. Public so that the fuzz tests hold the envelope decoder to it.
+pub fn decode_general(text: &str) -> Option<Vec<Record<'_>>> {
     // sonic-rs skips unread members by recursion: a deeper object goes the careful way, where
     // serde_json's depth limit refuses its records one by one.
-    if !super::structure::nesting_within(bytes, MAX_FAST_NESTING) {
+    if !super::structure::nesting_within(text.as_bytes(), MAX_FAST_NESTING) {
         return None;
     }
-    let text = std::str::from_utf8(bytes).ok()?;
     let first = text.trim_start().as_bytes().first()?;
     match first {
         b'{' => sonic_rs::from_str::<DecodedEnvelope>(text)
@@ -241,7 +249,8 @@ mod tests {
     }
 
     #[test]
-    fn nesting_up_to_the_limit_decodes_on_a_small_stack_and_deeper_goes_record_by_record() {
+    fn nesting_up_to_the_limit_decodes_generally_on_a_small_stack_and_deeper_goes_record_by_record()
+    {
         let object = |depth: usize| {
             format!(
                 r#"{{"Records":[{{"eventTime":"2023-07-10T11:42:36Z","eventSource":"s3.amazonaws.com","eventName":"A","requestParameters":{}{}}}]}}"#,
@@ -253,7 +262,7 @@ mod tests {
         let on_small_stack = |text: String| {
             std::thread::Builder::new()
                 .stack_size(2 << 20)
-                .spawn(move || decode_whole(text.as_bytes()).map(|r| r.len()))
+                .spawn(move || decode_general(&text).map(|r| r.len()))
                 .expect("a thread")
                 .join()
                 .expect("no stack overflow")
@@ -262,6 +271,17 @@ mod tests {
         assert_eq!(on_small_stack(object(MAX_FAST_NESTING - 3)), Some(1));
         assert_eq!(on_small_stack(object(MAX_FAST_NESTING - 2)), None);
         assert_eq!(on_small_stack(object(100_000)), None);
+        // The envelope decoder skips without recursing, so it takes them all in one pass.
+        for depth in [MAX_FAST_NESTING - 2, 100_000] {
+            let text = object(depth);
+            let records = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || decode_whole(text.as_bytes()).map(|r| r.len()))
+                .expect("a thread")
+                .join()
+                .expect("no stack overflow");
+            assert_eq!(records, Some(1));
+        }
     }
 
     #[test]
