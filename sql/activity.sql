@@ -12,11 +12,20 @@
 --   {{delivered_from}}   window start, 'YYYYMMDDTHHmmZ' (rounded up to the minute)
 --   {{delivered_until}}  window end, same form; the window is half-open
 --   {{sample_cap}}       how many distinct values each sample keeps (Samples::CAP)
+--   {{path_ranges}}      per configured region, {{path_from}} and {{path_until}}: the window
+--                        as a range of "$path" (see fragments/delivered_paths.sql)
 WITH delivered AS (
   -- Objects are chosen by the delivery minute in their name, as CloudTrail writes it:
   -- ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_RAND.json.gz. An object holds events from well
   -- before its delivery, so eventTime cannot choose objects without losing late events or
   -- reading them twice; the day partitions are delivery days, so the window's days cover it.
+  -- The delivery minute is tested twice, on purpose. The regexp_extract comparisons are the
+  -- filter the result depends on; Athena evaluates them on every row, so the rows are right
+  -- whether or not anything is pruned. But a function of "$path" prunes no file: without
+  -- more, Athena reads every object of the window's day partitions that exists at query
+  -- time. The ranges of "$path" itself (delivered_paths) choose the same objects in a form
+  -- Athena's engine checks each file against before reading it, so it reads only the
+  -- window's objects. Should an engine ignore them, it reads more, never returns less.
   SELECT
     "$path" AS object_path,
     useridentity,
@@ -36,6 +45,8 @@ WITH delivered AS (
     AND delivery_date IN ({{days}})
     AND regexp_extract("$path", '_CloudTrail_[a-z0-9-]+_([0-9]{8}T[0-9]{4}Z)_[^/]*$', 1) >= {{delivered_from}}
     AND regexp_extract("$path", '_CloudTrail_[a-z0-9-]+_([0-9]{8}T[0-9]{4}Z)_[^/]*$', 1) < {{delivered_until}}
+    AND
+{{> delivered_paths}}
 ),
 checked AS (
   -- A record without what identifies a call is not activity; it is counted, as the scan

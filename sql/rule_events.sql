@@ -13,6 +13,8 @@
 --   {{days}}             every delivery day the window touches, 'YYYY/MM/DD', ...
 --   {{delivered_from}}   window start, 'YYYYMMDDTHHmmZ' (rounded up to the minute)
 --   {{delivered_until}}  window end, same form; the window is half-open
+--   {{delivered_paths}}  the window as ranges of "$path", one per configured region:
+--                        fragments/delivered_paths.sql, rendered by the template engine
 --   {{record}}           the JSON text of one record: json_object over the columns rules read,
 --                        nested objects passed as json_query(..., 'lax $') so they nest
 --   {{condition}}        the union of the enabled rules' `when`, in three-valued logic: NULL
@@ -24,7 +26,9 @@ FROM {{table}}
 WHERE account = {{account}}
   AND delivery_date IN ({{days}})
   -- The same objects as the activity query (sql/activity.sql): by the delivery minute in the
-  -- object's name.
+  -- object's name, tested twice as there. The regexp is the filter the rows depend on; the
+  -- ranges of "$path" itself are what lets Athena skip the day's other objects unread.
   AND regexp_extract("$path", '_CloudTrail_[a-z0-9-]+_([0-9]{8}T[0-9]{4}Z)_[^/]*$', 1) >= {{delivered_from}}
   AND regexp_extract("$path", '_CloudTrail_[a-z0-9-]+_([0-9]{8}T[0-9]{4}Z)_[^/]*$', 1) < {{delivered_until}}
+  AND {{delivered_paths}}
   AND coalesce({{condition}}, TRUE)

@@ -497,3 +497,92 @@ async fn managed_partitions_cover_exactly_what_the_window_needs() {
         assert!(!got.is_empty());
     }
 }
+
+/// Delivery minutes just before, at and after the bounds of the windows below, on both sides
+/// of midnight.
+const AROUND_MIDNIGHT: [&str; 15] = [
+    "2024-03-01T22:59:00Z",
+    "2024-03-01T23:00:00Z",
+    "2024-03-01T23:01:00Z",
+    "2024-03-01T23:29:00Z",
+    "2024-03-01T23:30:00Z",
+    "2024-03-01T23:31:00Z",
+    "2024-03-01T23:59:00Z",
+    "2024-03-02T00:00:00Z",
+    "2024-03-02T00:01:00Z",
+    "2024-03-02T00:29:00Z",
+    "2024-03-02T00:30:00Z",
+    "2024-03-02T00:31:00Z",
+    "2024-03-02T00:59:00Z",
+    "2024-03-02T01:00:00Z",
+    "2024-03-02T01:01:00Z",
+];
+
+/// The windows the minutes above surround: ending at midnight, across it, and with bounds
+/// inside a minute (the start rounds up into the next day).
+fn windows_around_midnight() -> Vec<Window> {
+    [
+        ("2024-03-01T23:00:00Z", "2024-03-02T00:00:00Z"),
+        ("2024-03-01T23:30:00Z", "2024-03-02T00:30:00Z"),
+        ("2024-03-01T23:59:30Z", "2024-03-02T01:00:30Z"),
+    ]
+    .into_iter()
+    .map(|(a, b)| Window::new(t(a), t(b)).unwrap())
+    .collect()
+}
+
+/// The ranges of `"$path"` the window queries carry choose, on their own, exactly the objects
+/// of the window: none of the minute before either bound, all of the minutes at and after the
+/// start, none at the end, in both regions, none of another account. Then the whole activity
+/// query still equals the scan.
+#[tokio::test]
+async fn path_ranges_alone_choose_exactly_the_windows_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = "444455556666";
+    let placed = common::objects_at(
+        dir.path(),
+        &[ACCOUNT, other],
+        &["us-east-1", "eu-west-1"],
+        &AROUND_MIDNIGHT,
+    );
+    let s = settings(&["us-east-1", "eu-west-1"], None, PartitionMode::Projection);
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    let windows = windows_around_midnight();
+    let mut queries = Vec::new();
+    for w in &windows {
+        let paths = s.sql.delivered_paths(&account, w).unwrap();
+        assert!(s.sql.activity(&account, w).unwrap().contains(&paths));
+        // No partition predicate: the ranges alone, over every object of the table.
+        queries.push(format!(
+            "SELECT DISTINCT \"$path\" AS path FROM \"trailhound\".\"cloudtrail\" WHERE {paths} ORDER BY path"
+        ));
+    }
+    let results = duckdb::run(dir.path(), &table_ddl(&s), &queries);
+    for (w, table) in windows.iter().zip(&results) {
+        let got: Vec<String> = table
+            .rows
+            .iter()
+            .map(|r| r[0].clone().expect("a path"))
+            .collect();
+        let mut want: Vec<String> = placed
+            .iter()
+            .filter(|p| p.account == ACCOUNT && w.contains(p.delivered))
+            .map(|p| format!("s3://trailhound-fixture/{}", p.key))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "objects the ranges choose in {w}");
+        let regions: BTreeSet<&str> = placed
+            .iter()
+            .filter(|p| want.iter().any(|k| k.ends_with(&p.key)))
+            .map(|p| p.region.as_str())
+            .collect();
+        assert_eq!(regions.len(), 2, "both regions in {w}");
+    }
+    let cases: Vec<(AccountId, Window)> =
+        windows.into_iter().map(|w| (account.clone(), w)).collect();
+    let compared = assert_sql_equals_scan(dir.path(), &s, &cases).await;
+    assert!(
+        compared >= 3 * 4,
+        "every window holds objects, got {compared}"
+    );
+}

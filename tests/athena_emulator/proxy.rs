@@ -9,6 +9,9 @@
 //! queue of results per region, so the proxy registers a query's rows just before the start
 //! that takes them, whatever order concurrent hunts start in.
 //!
+//! It counts the calls of each operation and the bytes of their answers' bodies, which is
+//! all the cost model's S3 measurement (`examples/cost_probe.rs`) uses of it.
+//!
 //! One request per connection, every response `connection: close`, so no framing beyond
 //! `content-length` is needed.
 
@@ -100,6 +103,8 @@ struct Shared {
     results: HashMap<String, String>,
     /// Faults answered, by (operation, kind).
     injected: BTreeMap<(String, &'static str), usize>,
+    /// Bytes of the answers' bodies, by operation.
+    body_bytes: HashMap<String, u64>,
 }
 
 pub struct Proxy {
@@ -186,6 +191,18 @@ impl Proxy {
             .lock()
             .unwrap()
             .seen
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Bytes of the bodies of the answers to `operation` (for `GetObject`, the objects' bytes
+    /// as stored), whoever answered.
+    pub fn body_bytes(&self, operation: &str) -> u64 {
+        self.shared
+            .lock()
+            .unwrap()
+            .body_bytes
             .get(operation)
             .copied()
             .unwrap_or(0)
@@ -533,6 +550,13 @@ async fn serve(mut conn: TcpStream, upstream: String, shared: Arc<Mutex<Shared>>
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
+    let body = find(&response, b"\r\n\r\n").map_or(0, |i| response.len() - i - 4);
+    *shared
+        .lock()
+        .unwrap()
+        .body_bytes
+        .entry(operation)
+        .or_default() += body as u64;
     let _ = conn.write_all(&response).await;
     let _ = conn.shutdown().await;
 }

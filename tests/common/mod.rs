@@ -178,3 +178,58 @@ pub fn user_call(
         "recipientAccountId": account
     })
 }
+
+/// An object written by [`objects_at`].
+pub struct Placed {
+    /// Its path under the root, with `/` separators: the S3 key under the bucket.
+    pub key: String,
+    pub account: String,
+    pub region: String,
+    pub delivered: Timestamp,
+    pub event_id: String,
+}
+
+/// Writes one object per account, region and delivery minute (`minutes` as RFC 3339), each
+/// holding one call whose action and eventID name the object: for tests of which objects a
+/// window chooses, where a missing or extra object must show in the result.
+pub fn objects_at(
+    root: &std::path::Path,
+    accounts: &[&str],
+    regions: &[&str],
+    minutes: &[&str],
+) -> Vec<Placed> {
+    let mut placed = Vec::new();
+    for account in accounts {
+        for region in regions {
+            for minute in minutes {
+                let delivered = t(minute);
+                let stamp = delivered.compact();
+                let event_id = format!("{account}-{region}-{stamp}");
+                let time = delivered.saturating_sub(trailhound::cloudtrail::Span::minutes(3));
+                let mut call = user_call(
+                    account,
+                    region,
+                    "iam.amazonaws.com",
+                    &format!("Get{stamp}"),
+                    &time.to_string(),
+                    &event_id,
+                );
+                call["awsRegion"] = serde_json::json!(region);
+                let path = write_object(root, account, region, minute, &[call]);
+                let key = path
+                    .strip_prefix(root)
+                    .expect("under the root")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                placed.push(Placed {
+                    key,
+                    account: account.to_string(),
+                    region: region.to_string(),
+                    delivered,
+                    event_id,
+                });
+            }
+        }
+    }
+    placed
+}

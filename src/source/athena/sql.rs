@@ -205,6 +205,23 @@ impl LogsLocation {
     fn day_folder(&self, account: &AccountId, region: &Region, day: Day) -> String {
         format!("{}{account}/CloudTrail/{region}/{day}/", self.root())
     }
+
+    /// What every log object CloudTrail delivers at `minute` starts with, as Athena's
+    /// `"$path"` spells it: the day folder, then the name up to and including the delivery
+    /// stamp (`.../ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ`); the random part follows.
+    fn object_stem(&self, account: &AccountId, region: &Region, day: Day, minute: &str) -> String {
+        format!(
+            "{}{account}_CloudTrail_{region}_{minute}",
+            self.day_folder(account, region, day)
+        )
+    }
+}
+
+/// One region's objects of a window, as a half-open range of `"$path"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct PathRange {
+    pub from: String,
+    pub until: String,
 }
 
 /// The validated settings every statement is rendered from.
@@ -375,8 +392,59 @@ impl SqlSettings {
             ("delivered_from", Value::Text(delivery_bound(window.start))),
             ("delivered_until", Value::Text(delivery_bound(window.end))),
             ("sample_cap", Value::Int(Samples::CAP as u64)),
+            ("path_ranges", self.path_range_items(account, window)),
         ];
         render("activity.sql", Dialect::Trino, &b)
+    }
+
+    /// The condition on `"$path"` alone that both window queries (activity and rules) hold:
+    /// `sql/fragments/delivered_paths.sql`, rendered. On its own it chooses exactly the
+    /// objects of `account` delivered in `window` in the configured regions.
+    pub fn delivered_paths(
+        &self,
+        account: &AccountId,
+        window: &Window,
+    ) -> Result<String, SqlError> {
+        let b = vec![("path_ranges", self.path_range_items(account, window))];
+        render("delivered_paths", Dialect::Trino, &b)
+    }
+
+    /// Per configured region, the objects of `account` delivered in `window` as one half-open
+    /// range of `"$path"`: from the name stem of the window's first delivery minute to that of
+    /// its end (see [`delivery_bound`]). A region's keys sort by day folder, then by the
+    /// fixed-width delivery stamp of the name, so the range holds exactly the objects whose
+    /// stamp `m` has `ceil(start) <= m < ceil(end)`. The lower bound lies in the folder of the
+    /// window's first day (the first partition the query names), the upper one in the folder
+    /// of its own minute (the next day's, for an end in the last minute before midnight).
+    /// Then even an object filed in one of the query's partitions under a stamp of another
+    /// day is in the range when the regexp filter keeps it (CloudTrail files none so). Only
+    /// an object named for another account or region than its folder's is left out, as the
+    /// S3 source leaves it out.
+    pub(super) fn path_ranges(&self, account: &AccountId, window: &Window) -> Vec<PathRange> {
+        let (from, until) = (delivery_bound(window.start), delivery_bound(window.end));
+        let from_day = Day::of(window.start);
+        let until_day = Day::of(delivery_minute(window.end));
+        self.regions
+            .iter()
+            .map(|region| PathRange {
+                from: self.logs.object_stem(account, region, from_day, &from),
+                until: self.logs.object_stem(account, region, until_day, &until),
+            })
+            .collect()
+    }
+
+    fn path_range_items(&self, account: &AccountId, window: &Window) -> Value {
+        let items = self
+            .path_ranges(account, window)
+            .into_iter()
+            .map(|r| {
+                vec![
+                    ("path_from", Value::Text(r.from)),
+                    ("path_until", Value::Text(r.until)),
+                ]
+            })
+            .collect();
+        Value::Section(items)
     }
 }
 
@@ -384,13 +452,17 @@ impl SqlSettings {
 /// whole minutes, so the bound is rounded up: an object delivered at minute `m` is in
 /// `[start, end)` exactly when `ceil(start) <= m < ceil(end)`. The rule query shares it.
 pub(super) fn delivery_bound(t: Timestamp) -> String {
+    delivery_minute(t).compact()
+}
+
+/// `t` rounded up to the whole minute.
+fn delivery_minute(t: Timestamp) -> Timestamp {
     let floor = t.floor_to(Span::minutes(1));
-    let minute = if floor == t {
+    if floor == t {
         t
     } else {
         floor.saturating_add(Span::minutes(1))
-    };
-    minute.compact()
+    }
 }
 
 #[cfg(test)]

@@ -207,3 +207,159 @@ fn hostile_settings_are_refused_before_any_sql_is_made() {
         assert!(result.is_err(), "accepted {trail:?} {athena:?}");
     }
 }
+
+// --- The window as ranges of "$path" ------------------------------------------------------
+
+const ROOT: &str = "s3://org-trail-logs/ct/main/AWSLogs/o-a1b2c3d4e5/";
+
+/// The `"$path"` Athena gives the object of `account` and `region` delivered at `minute`.
+fn object_path(account: &str, region: &str, minute: Timestamp) -> String {
+    let (y, m, d) = minute.date();
+    format!(
+        "{ROOT}{account}/CloudTrail/{region}/{y:04}/{m:02}/{d:02}/{account}_CloudTrail_{region}_{}_AbCd1234.json.gz",
+        minute.compact()
+    )
+}
+
+fn in_ranges(ranges: &[PathRange], path: &str) -> bool {
+    ranges
+        .iter()
+        .any(|r| r.from.as_str() <= path && path < r.until.as_str())
+}
+
+#[test]
+fn path_ranges_are_one_per_region_from_the_first_day_to_the_rounded_end() {
+    let s = settings();
+    let w = Window::new(t("2026-11-24T23:00:00Z"), t("2026-11-25T00:00:00Z")).unwrap();
+    let ranges = s.path_ranges(&account(), &w);
+    let stem = |region: &str, day: &str, minute: &str| {
+        format!("{ROOT}111122223333/CloudTrail/{region}/{day}/111122223333_CloudTrail_{region}_{minute}")
+    };
+    assert_eq!(
+        ranges,
+        [
+            PathRange {
+                from: stem("us-east-1", "2026/11/24", "20261124T2300Z"),
+                until: stem("us-east-1", "2026/11/25", "20261125T0000Z"),
+            },
+            PathRange {
+                from: stem("eu-west-1", "2026/11/24", "20261124T2300Z"),
+                until: stem("eu-west-1", "2026/11/25", "20261125T0000Z"),
+            },
+        ]
+    );
+    // The first object of the next day sorts above the exclusive bound; the last of the day
+    // below it, though its folder is another.
+    let next_day = object_path("111122223333", "us-east-1", t("2026-11-25T00:00:00Z"));
+    let last = object_path("111122223333", "us-east-1", t("2026-11-24T23:59:00Z"));
+    assert!(!in_ranges(&ranges, &next_day));
+    assert!(in_ranges(&ranges, &last));
+}
+
+#[test]
+fn path_ranges_render_quoted_into_both_window_queries() {
+    let s = settings();
+    let w = Window::new(t("2024-03-01T10:00:00Z"), t("2024-03-01T11:00:00Z")).unwrap();
+    let paths = s.delivered_paths(&account(), &w).unwrap();
+    assert_eq!(
+        paths,
+        format!(
+            "(\n      FALSE\n      OR (\"$path\" >= '{ROOT}111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T1000Z' \
+             AND \"$path\" < '{ROOT}111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T1100Z')\n      \
+             OR (\"$path\" >= '{ROOT}111122223333/CloudTrail/eu-west-1/2024/03/01/111122223333_CloudTrail_eu-west-1_20240301T1000Z' \
+             AND \"$path\" < '{ROOT}111122223333/CloudTrail/eu-west-1/2024/03/01/111122223333_CloudTrail_eu-west-1_20240301T1100Z')\n    )"
+        )
+    );
+    let activity = s.activity(&account(), &w).unwrap();
+    assert!(activity.contains(&paths), "{activity}");
+    // Beside the regexp filter, not instead of it.
+    assert!(activity.contains("regexp_extract(\"$path\""), "{activity}");
+}
+
+#[test]
+fn path_ranges_of_a_per_account_trail_without_prefix_start_at_the_bucket() {
+    let mut trail = trail();
+    trail.org_id = None;
+    trail.prefix = String::new();
+    trail.regions = vec!["us-east-1".into()];
+    let s = SqlSettings::new(&trail, &AthenaConfig::default()).unwrap();
+    let w = Window::new(t("2024-03-01T10:00:00Z"), t("2024-03-01T11:00:00Z")).unwrap();
+    let ranges = s.path_ranges(&account(), &w);
+    assert_eq!(ranges.len(), 1);
+    assert_eq!(
+        ranges[0].from,
+        "s3://org-trail-logs/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T1000Z"
+    );
+}
+
+#[test]
+fn bounds_inside_a_minute_round_up_like_the_delivery_filter() {
+    let s = settings();
+    // Start and end just before midnight: both round up to the next day's first minute.
+    let w = Window::new(t("2024-03-01T23:59:30Z"), t("2024-03-02T23:59:30Z")).unwrap();
+    let r = &s.path_ranges(&account(), &w)[0];
+    assert!(
+        r.from
+            .ends_with("/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240302T0000Z"),
+        "the lower bound stays in the first partition's folder: {}",
+        r.from
+    );
+    assert!(
+        r.until
+            .ends_with("/us-east-1/2024/03/03/111122223333_CloudTrail_us-east-1_20240303T0000Z"),
+        "the upper bound moves to its minute's folder: {}",
+        r.until
+    );
+}
+
+/// For windows with bounds on, inside and around minutes, at and across midnight, and longer
+/// than a day, every object of every minute from a day before to a day after is in the ranges
+/// exactly when the window holds its delivery minute: what the scan reads. Other accounts'
+/// objects and unconfigured regions never are.
+#[test]
+fn path_ranges_hold_exactly_the_objects_delivered_in_the_window() {
+    let s = settings();
+    let windows = [
+        ("2024-03-01T10:00:00Z", "2024-03-01T11:00:00Z"),
+        ("2024-03-01T23:00:00Z", "2024-03-02T00:00:00Z"),
+        ("2024-03-01T23:30:00Z", "2024-03-02T00:30:00Z"),
+        ("2024-03-02T00:00:00Z", "2024-03-02T01:00:00Z"),
+        ("2024-03-01T23:59:30Z", "2024-03-02T00:00:30Z"),
+        ("2024-03-01T22:00:00Z", "2024-03-01T23:59:30Z"),
+        ("2024-03-01T10:00:01Z", "2024-03-01T10:00:59Z"),
+        ("2024-03-01T12:34:56Z", "2024-03-03T00:00:00Z"),
+        ("2024-02-28T22:10:00Z", "2024-03-01T01:20:00Z"),
+        ("2024-12-31T23:50:00Z", "2025-01-01T00:10:00Z"),
+    ];
+    for (start, end) in windows {
+        let w = Window::new(t(start), t(end)).unwrap();
+        let ranges = s.path_ranges(&account(), &w);
+        let mut minute = w
+            .start
+            .floor_to(Span::days(1))
+            .saturating_sub(Span::days(1));
+        let last = w.end.saturating_add(Span::days(1));
+        let mut inside = 0;
+        while minute < last {
+            for region in ["us-east-1", "eu-west-1"] {
+                let path = object_path("111122223333", region, minute);
+                assert_eq!(
+                    in_ranges(&ranges, &path),
+                    w.contains(minute),
+                    "{path} in {w}"
+                );
+                inside += usize::from(w.contains(minute));
+                assert!(!in_ranges(
+                    &ranges,
+                    &object_path("444455556666", region, minute)
+                ));
+            }
+            assert!(!in_ranges(
+                &ranges,
+                &object_path("111122223333", "us-west-2", minute)
+            ));
+            minute = minute.saturating_add(Span::minutes(1));
+        }
+        assert!(inside > 0 || w.length() < Span::minutes(1), "{w}");
+    }
+}

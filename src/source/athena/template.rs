@@ -39,10 +39,17 @@ pub const TEMPLATES: [(&str, &str); 7] = [
     ("activity.sql", include_str!("../../../sql/activity.sql")),
 ];
 
-const FRAGMENTS: [(&str, &str); 2] = [
+/// Parts of templates, inlined by `{{> name}}`. A fragment also renders on its own, for a
+/// statement that shares it without being a template here (the rule query takes
+/// `delivered_paths` rendered).
+const FRAGMENTS: [(&str, &str); 3] = [
     (
         "cloudtrail_columns",
         include_str!("../../../sql/fragments/cloudtrail_columns.sql"),
+    ),
+    (
+        "delivered_paths",
+        include_str!("../../../sql/fragments/delivered_paths.sql"),
     ),
     (
         "projection_properties",
@@ -185,6 +192,7 @@ fn prepare(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Renders a template of `sql/` (by file name) or a fragment (by name) with `bindings`.
 pub(super) fn render(
     template: &'static str,
     dialect: Dialect,
@@ -193,8 +201,9 @@ pub(super) fn render(
     let problem = |problem: String| SqlError::Template { template, problem };
     let (_, text) = TEMPLATES
         .iter()
+        .chain(FRAGMENTS.iter())
         .find(|(n, _)| *n == template)
-        .ok_or_else(|| problem("not one of the templates in sql/".into()))?;
+        .ok_or_else(|| problem("not one of the templates or fragments in sql/".into()))?;
     let prepared = prepare(text).map_err(problem)?;
     let mut out = String::with_capacity(prepared.len() + 256);
     expand(&prepared, &[bindings], dialect, &mut out).map_err(problem)?;

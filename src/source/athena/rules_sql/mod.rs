@@ -94,6 +94,9 @@ pub enum RuleSqlError {
     NoRules,
     #[error("SQL template rule_events.sql: {0}")]
     Template(String),
+    /// The shared part of the window queries (`delivered_paths`) did not render.
+    #[error(transparent)]
+    Sql(#[from] super::sql::SqlError),
 }
 
 /// A result row of the rule query that is not a record.
@@ -140,12 +143,15 @@ impl RuleQuery {
             settings.database().as_str(),
             settings.table().as_str()
         );
-        let bindings: [(&str, String); 7] = [
+        // Rendered by the template engine, which quotes every literal of it.
+        let paths = settings.delivered_paths(account, window)?;
+        let bindings: [(&str, String); 8] = [
             ("table", table),
             ("account", quote(account.as_str())?),
             ("days", days?.join(", ")),
             ("delivered_from", quote(&delivery_bound(window.start))?),
             ("delivered_until", quote(&delivery_bound(window.end))?),
+            ("delivered_paths", paths),
             ("record", self.record.clone()),
             ("condition", self.condition.clone()),
         ];

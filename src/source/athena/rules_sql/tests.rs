@@ -135,3 +135,32 @@ fn rows_become_records() {
     assert!(row_to_record(&table, 1).is_err());
     assert!(rule_records(&table).is_err());
 }
+
+#[test]
+fn the_rule_query_reads_the_activity_querys_objects() {
+    use crate::config::{AthenaConfig, TrailConfig};
+    let trail = TrailConfig {
+        bucket: "org-trail-logs".into(),
+        prefix: String::new(),
+        org_id: Some("o-a1b2c3d4e5".into()),
+        regions: vec!["us-east-1".into(), "eu-west-1".into()],
+    };
+    let settings = SqlSettings::new(&trail, &AthenaConfig::default()).unwrap();
+    let account = AccountId::parse("111122223333").unwrap();
+    let at = |s: &str| crate::cloudtrail::Timestamp::parse(s).unwrap();
+    let window = Window::new(at("2024-03-01T23:30:00Z"), at("2024-03-02T00:30:00Z")).unwrap();
+    let sql = render(
+        &settings,
+        &rules(r#"all = [{ field = "eventName", equals = "X" }]"#),
+        &account,
+        &window,
+    )
+    .unwrap();
+    let paths = settings.delivered_paths(&account, &window).unwrap();
+    assert!(sql.contains(&format!("AND {paths}")), "{sql}");
+    assert!(
+        sql.contains("delivery_date IN ('2024/03/01', '2024/03/02')"),
+        "{sql}"
+    );
+    assert!(sql.contains(">= '20240301T2330Z'") && sql.contains("< '20240302T0030Z'"));
+}
