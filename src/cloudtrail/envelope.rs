@@ -18,8 +18,8 @@
 use std::borrow::Cow;
 
 use super::record::{
-    AdditionalEventData, Flag, Lenient, OnBehalfOf, Record, SessionContext, SessionIssuer, Text,
-    UserIdentity,
+    AdditionalEventData, Flag, Lenient, Member, OnBehalfOf, Record, SessionContext, SessionIssuer,
+    Text, UserIdentity,
 };
 use super::time::Timestamp;
 
@@ -56,50 +56,6 @@ pub fn decode(text: &str) -> Option<Vec<Record<'_>>> {
     p.eat(b'}')?;
     p.ws();
     (p.at == p.bytes.len()).then_some(records)
-}
-
-/// A member the record decoder reads, by the bit it sets in the seen-mask.
-#[derive(Clone, Copy)]
-enum Member {
-    EventId,
-    EventTime,
-    EventSource,
-    EventName,
-    AwsRegion,
-    SourceIp,
-    UserAgent,
-    ErrorCode,
-    ReadOnly,
-    RecipientAccountId,
-    EventType,
-    UserIdentity,
-    AdditionalEventData,
-}
-
-impl Member {
-    /// Grouped by length first: most names are rejected or found by one length compare and
-    /// one short byte compare.
-    fn of(name: &[u8]) -> Option<Member> {
-        Some(match name.len() {
-            7 if name == b"eventID" => Member::EventId,
-            8 if name == b"readOnly" => Member::ReadOnly,
-            9 => match name {
-                b"eventTime" => Member::EventTime,
-                b"eventName" => Member::EventName,
-                b"awsRegion" => Member::AwsRegion,
-                b"userAgent" => Member::UserAgent,
-                b"errorCode" => Member::ErrorCode,
-                b"eventType" => Member::EventType,
-                _ => return None,
-            },
-            11 if name == b"eventSource" => Member::EventSource,
-            12 if name == b"userIdentity" => Member::UserIdentity,
-            15 if name == b"sourceIPAddress" => Member::SourceIp,
-            18 if name == b"recipientAccountId" => Member::RecipientAccountId,
-            19 if name == b"additionalEventData" => Member::AdditionalEventData,
-            _ => return None,
-        })
-    }
 }
 
 /// Marks member `bit` as seen; `None` when it was seen before (the general decoders refuse a
@@ -314,26 +270,13 @@ impl<'a> Parser<'a> {
     }
 
     fn record(&mut self) -> Option<Record<'a>> {
-        let mut r = Record {
-            event_id: Text::default(),
-            event_time: Timestamp::from_unix(0),
-            event_source: Cow::Borrowed(""),
-            event_name: Cow::Borrowed(""),
-            aws_region: Text::default(),
-            source_ip: Text::default(),
-            user_agent: Text::default(),
-            error_code: Text::default(),
-            read_only: Flag::default(),
-            recipient_account_id: Text::default(),
-            event_type: Text::default(),
-            user_identity: Lenient::default(),
-            additional_event_data: Lenient::default(),
-        };
+        let mut r = Record::unfilled();
         let mut seen = 0u32;
         self.object(|p, name| {
-            let Some(member) = Member::of(name.as_bytes()) else {
+            let member = Member::of(name);
+            if member == Member::Other {
                 return p.skip_value();
-            };
+            }
             first_time(&mut seen, member as u32)?;
             match member {
                 Member::EventId => r.event_id = p.text()?,
@@ -353,6 +296,7 @@ impl<'a> Parser<'a> {
                 Member::AdditionalEventData => {
                     r.additional_event_data = p.lenient(Self::additional_event_data)?
                 }
+                Member::Other => {}
             }
             Some(())
         })?;

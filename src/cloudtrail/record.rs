@@ -265,9 +265,10 @@ pub struct Record<'a> {
     pub additional_event_data: Lenient<AdditionalEventData<'a>>,
 }
 
-/// The record members the hunt reads; every other member is skipped unread.
+/// The record members the hunt reads; every other member is skipped unread. Shared by both
+/// record decoders (this one through serde, and [`super::envelope`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Member {
+pub(super) enum Member {
     EventId,
     EventTime,
     EventSource,
@@ -285,7 +286,7 @@ enum Member {
 }
 
 impl Member {
-    const NAMES: [&'static str; 13] = [
+    pub(super) const NAMES: [&'static str; 13] = [
         "eventID",
         "eventTime",
         "eventSource",
@@ -301,21 +302,27 @@ impl Member {
         "additionalEventData",
     ];
 
-    fn of(name: &str) -> Member {
-        match name {
-            "eventID" => Member::EventId,
-            "eventTime" => Member::EventTime,
-            "eventSource" => Member::EventSource,
-            "eventName" => Member::EventName,
-            "awsRegion" => Member::AwsRegion,
-            "sourceIPAddress" => Member::SourceIp,
-            "userAgent" => Member::UserAgent,
-            "errorCode" => Member::ErrorCode,
-            "readOnly" => Member::ReadOnly,
-            "recipientAccountId" => Member::RecipientAccountId,
-            "eventType" => Member::EventType,
-            "userIdentity" => Member::UserIdentity,
-            "additionalEventData" => Member::AdditionalEventData,
+    /// Grouped by length first: most names are rejected or found by one length compare and
+    /// one short byte compare.
+    pub(super) fn of(name: &str) -> Member {
+        let name = name.as_bytes();
+        match name.len() {
+            7 if name == b"eventID" => Member::EventId,
+            8 if name == b"readOnly" => Member::ReadOnly,
+            9 => match name {
+                b"eventTime" => Member::EventTime,
+                b"eventName" => Member::EventName,
+                b"awsRegion" => Member::AwsRegion,
+                b"userAgent" => Member::UserAgent,
+                b"errorCode" => Member::ErrorCode,
+                b"eventType" => Member::EventType,
+                _ => Member::Other,
+            },
+            11 if name == b"eventSource" => Member::EventSource,
+            12 if name == b"userIdentity" => Member::UserIdentity,
+            15 if name == b"sourceIPAddress" => Member::SourceIp,
+            18 if name == b"recipientAccountId" => Member::RecipientAccountId,
+            19 if name == b"additionalEventData" => Member::AdditionalEventData,
             _ => Member::Other,
         }
     }
@@ -351,22 +358,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
                 f.write_str("a CloudTrail record (a JSON object)")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'a>, A::Error> {
-                let mut r = Record {
-                    event_id: Text::default(),
-                    // Required: a record without it is refused below.
-                    event_time: Timestamp::from_unix(0),
-                    event_source: Cow::Borrowed(""),
-                    event_name: Cow::Borrowed(""),
-                    aws_region: Text::default(),
-                    source_ip: Text::default(),
-                    user_agent: Text::default(),
-                    error_code: Text::default(),
-                    read_only: Flag::default(),
-                    recipient_account_id: Text::default(),
-                    event_type: Text::default(),
-                    user_identity: Lenient::default(),
-                    additional_event_data: Lenient::default(),
-                };
+                let mut r = Record::unfilled();
                 let mut seen = 0u16;
                 while let Some(member) = map.next_key::<Member>()? {
                     if member == Member::Other {
@@ -409,6 +401,29 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
             }
         }
         d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Record<'a> {
+    /// A record to fill member by member: every member absent, the required ones
+    /// (`eventTime`, `eventSource`, `eventName`) holding placeholders that the decoders
+    /// replace or refuse the record for.
+    pub(super) fn unfilled() -> Record<'a> {
+        Record {
+            event_id: Text::default(),
+            event_time: Timestamp::from_unix(0),
+            event_source: Cow::Borrowed(""),
+            event_name: Cow::Borrowed(""),
+            aws_region: Text::default(),
+            source_ip: Text::default(),
+            user_agent: Text::default(),
+            error_code: Text::default(),
+            read_only: Flag::default(),
+            recipient_account_id: Text::default(),
+            event_type: Text::default(),
+            user_identity: Lenient::default(),
+            additional_event_data: Lenient::default(),
+        }
     }
 }
 
