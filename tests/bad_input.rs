@@ -490,9 +490,17 @@ fn hunt(dir: &Path, logs: &Path, state: &str) -> (Output, Vec<Value>) {
         .arg(logs)
         .output()
         .expect("hunt runs");
+    // `detected_at` is the run's own clock: two runs compared may straddle a second.
     let findings = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON finding"))
+        .map(|l| {
+            let mut finding: Value = serde_json::from_str(l).expect("a JSON finding");
+            let stamp = finding
+                .as_object_mut()
+                .and_then(|f| f.remove("detected_at"));
+            assert!(stamp.is_some_and(|s| s.is_string()), "{l}");
+            finding
+        })
         .collect();
     (out, findings)
 }
