@@ -130,18 +130,22 @@ fn role_arn_from_session(arn: &str) -> Option<String> {
 /// Whether `arn` is an EC2 instance's role session (`...:assumed-role/Role/i-0abc...`): the
 /// session name EC2 gives the credentials it serves from the instance metadata service.
 pub fn is_instance_session(arn: &str) -> bool {
-    let Some((_, resource)) = arn.split_once(":assumed-role/") else {
+    // Called for every record: the session name is tested first, from the end, because most
+    // are not `i-...`; only those are looked at for the `:assumed-role/` before them.
+    let Some((before, session)) = arn.rsplit_once('/') else {
         return false;
     };
-    let Some((_, session)) = resource.split_once('/') else {
-        return false;
-    };
-    session.strip_prefix("i-").is_some_and(|id| {
+    let is_instance_id = session.strip_prefix("i-").is_some_and(|id| {
         (8..=17).contains(&id.len())
             && id
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    });
+    // The session name is the part after the role name: nothing between them but the role.
+    is_instance_id
+        && before
+            .split_once(":assumed-role/")
+            .is_some_and(|(_, role)| !role.contains('/'))
 }
 
 /// Service-linked roles live under `/aws-service-role/` and only AWS services assume them.
@@ -315,6 +319,35 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_sessions_are_role_sessions_named_by_an_instance_id() {
+        let yes = [
+            "arn:aws:sts::111122223333:assumed-role/web/i-0abc1234",
+            "arn:aws:sts::111122223333:assumed-role/web/i-0123456789abcdef0",
+            "arn:aws-cn:sts::111122223333:assumed-role/a:b/i-deadbeef",
+        ];
+        let no = [
+            "",
+            "i-0abc1234",
+            "/i-0abc1234",
+            "arn:aws:iam::111122223333:user/i-0abc1234",
+            "arn:aws:sts::111122223333:assumed-role/i-0abc1234",
+            "arn:aws:sts::111122223333:assumed-role/web/i-0abc123",
+            "arn:aws:sts::111122223333:assumed-role/web/i-0123456789abcdef01",
+            "arn:aws:sts::111122223333:assumed-role/web/i-0ABC1234",
+            "arn:aws:sts::111122223333:assumed-role/web/i-0abc1234/x",
+            "arn:aws:sts::111122223333:assumed-role/path/web/i-0abc1234",
+            "arn:aws:sts::111122223333:assumed-role/web/session",
+            "x:assumed-role/a:assumed-role/b/i-0abc1234",
+        ];
+        for arn in yes {
+            assert!(is_instance_session(arn), "{arn}");
+        }
+        for arn in no {
+            assert!(!is_instance_session(arn), "{arn}");
+        }
+    }
 
     fn principal(json: &str) -> Result<Principal, NoPrincipal> {
         let text = format!(

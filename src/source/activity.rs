@@ -23,6 +23,24 @@ impl Samples {
     pub const CAP: usize = 16;
 
     pub fn add(&mut self, value: &str) {
+        if self.wants(value) {
+            self.insert(value.to_string());
+        }
+    }
+
+    /// Adds what another set kept. Its strings are moved, not copied: merging the samples of
+    /// every worker and window allocates nothing for the values that stay.
+    pub fn merge(&mut self, other: Samples) {
+        self.more += other.more;
+        for v in other.values {
+            if self.wants(&v) {
+                self.insert(v);
+            }
+        }
+    }
+
+    /// Whether `value` is to be inserted; counts it in `more` when the set is full.
+    fn wants(&mut self, value: &str) -> bool {
         // Full, and after the largest kept value: not kept and not there already. One
         // comparison, where the lookup below takes several (every record of a busy row
         // brings a new eventID).
@@ -30,28 +48,25 @@ impl Samples {
             && self.values.last().is_some_and(|last| value > last.as_str())
         {
             self.more += 1;
-            return;
+            return false;
         }
         if self.values.contains(value) {
-            return;
+            return false;
         }
         if self.values.len() < Self::CAP {
-            self.values.insert(value.to_string());
-            return;
+            return true;
         }
         self.more += 1;
         // Full: keep the value only if it sorts before the largest kept one.
-        if self.values.last().is_some_and(|last| value < last.as_str()) {
-            self.values.pop_last();
-            self.values.insert(value.to_string());
-        }
+        self.values.last().is_some_and(|last| value < last.as_str())
     }
 
-    pub fn merge(&mut self, other: Samples) {
-        self.more += other.more;
-        for v in other.values {
-            self.add(&v);
+    /// Inserts a value [`Samples::wants`], making room for it when the set is full.
+    fn insert(&mut self, value: String) {
+        if self.values.len() >= Self::CAP {
+            self.values.pop_last();
         }
+        self.values.insert(value);
     }
 
     pub fn to_vec(&self) -> Vec<String> {
