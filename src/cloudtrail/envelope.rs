@@ -26,6 +26,23 @@ use super::time::Timestamp;
 /// The records of a well-formed `{"Records":[...]}` object with nothing else in it, or `None`
 /// when the general decoders must take the object.
 pub fn decode(text: &str) -> Option<Vec<Record<'_>>> {
+    let mut records = Vec::new();
+    decode_into(text, &mut records).then_some(records)
+}
+
+/// [`decode`] into `records`, which is emptied first and keeps its allocation, so a worker
+/// reading object after object allocates for records only when an object holds more than any
+/// before it. False (and `records` empty) when the general decoders must take the object.
+pub fn decode_into<'a>(text: &'a str, records: &mut Vec<Record<'a>>) -> bool {
+    records.clear();
+    let decoded = fill(text, records).is_some();
+    if !decoded {
+        records.clear();
+    }
+    decoded
+}
+
+fn fill<'a>(text: &'a str, records: &mut Vec<Record<'a>>) -> Option<()> {
     let mut p = Parser::new(text);
     p.ws();
     p.eat(b'{')?;
@@ -38,12 +55,15 @@ pub fn decode(text: &str) -> Option<Vec<Record<'_>>> {
     // One record per 700 bytes of JSON, half the average of the generated corpus (1.4 KB),
     // so the vector seldom regrows (and moves every record) as it fills; a short guess only
     // means it grows.
-    let mut records = Vec::with_capacity(text.len() / 700 + 1);
+    records.reserve(text.len() / 700 + 1);
     if p.peek() == Some(b']') {
         p.at += 1;
     } else {
         loop {
-            records.push(p.record()?);
+            // Filled where it lies: a record is some 650 bytes, and building it elsewhere to
+            // move it in cost a copy of each.
+            records.push(Record::unfilled());
+            p.record(records.last_mut()?)?;
             p.ws();
             match p.bump()? {
                 b',' => p.ws(),
@@ -55,7 +75,7 @@ pub fn decode(text: &str) -> Option<Vec<Record<'_>>> {
     p.ws();
     p.eat(b'}')?;
     p.ws();
-    (p.at == p.bytes.len()).then_some(records)
+    (p.at == p.bytes.len()).then_some(())
 }
 
 /// Marks member `bit` as seen; `None` when it was seen before (the general decoders refuse a
@@ -260,17 +280,23 @@ impl<'a> Parser<'a> {
         }))
     }
 
-    /// An object decoded by `decode` when the value is one; any other value reads as absent.
-    fn lenient<T>(&mut self, decode: impl FnOnce(&mut Self) -> Option<T>) -> Option<Lenient<T>> {
+    /// An object filled in `slot` by `fill` when the value is one; any other value reads as
+    /// absent.
+    fn lenient<T: Default>(
+        &mut self,
+        slot: &mut Lenient<T>,
+        fill: impl FnOnce(&mut Self, &mut T) -> Option<()>,
+    ) -> Option<()> {
         if self.peek()? == b'{' {
-            decode(self).map(|t| Lenient(Some(t)))
+            fill(self, slot.0.insert(T::default()))
         } else {
-            self.skip_value().map(|()| Lenient(None))
+            slot.0 = None;
+            self.skip_value()
         }
     }
 
-    fn record(&mut self) -> Option<Record<'a>> {
-        let mut r = Record::unfilled();
+    /// Fills `r`, an unfilled record.
+    fn record(&mut self, r: &mut Record<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|p, name| {
             let member = Member::of(name);
@@ -292,9 +318,9 @@ impl<'a> Parser<'a> {
                 Member::ReadOnly => r.read_only = p.flag()?,
                 Member::RecipientAccountId => r.recipient_account_id = p.text()?,
                 Member::EventType => r.event_type = p.text()?,
-                Member::UserIdentity => r.user_identity = p.lenient(Self::user_identity)?,
+                Member::UserIdentity => p.lenient(&mut r.user_identity, Self::user_identity)?,
                 Member::AdditionalEventData => {
-                    r.additional_event_data = p.lenient(Self::additional_event_data)?
+                    p.lenient(&mut r.additional_event_data, Self::additional_event_data)?
                 }
                 Member::Other => {}
             }
@@ -304,11 +330,10 @@ impl<'a> Parser<'a> {
         required
             .iter()
             .all(|m| seen & (1 << *m as u32) != 0)
-            .then_some(r)
+            .then_some(())
     }
 
-    fn user_identity(&mut self) -> Option<UserIdentity<'a>> {
-        let mut u = UserIdentity::default();
+    fn user_identity(&mut self, u: &mut UserIdentity<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|p, name| {
             let (bit, field) = match name {
@@ -322,12 +347,12 @@ impl<'a> Parser<'a> {
                 "identityProvider" => (7, &mut u.identity_provider),
                 "sessionContext" => {
                     first_time(&mut seen, 8)?;
-                    u.session_context = p.lenient(Self::session_context)?;
+                    p.lenient(&mut u.session_context, Self::session_context)?;
                     return Some(());
                 }
                 "onBehalfOf" => {
                     first_time(&mut seen, 9)?;
-                    u.on_behalf_of = p.lenient(Self::on_behalf_of)?;
+                    p.lenient(&mut u.on_behalf_of, Self::on_behalf_of)?;
                     return Some(());
                 }
                 _ => return p.skip_value(),
@@ -335,26 +360,21 @@ impl<'a> Parser<'a> {
             first_time(&mut seen, bit)?;
             *field = p.text()?;
             Some(())
-        })?;
-        Some(u)
+        })
     }
 
-    fn session_context(&mut self) -> Option<SessionContext<'a>> {
-        let mut c = SessionContext::default();
+    fn session_context(&mut self, c: &mut SessionContext<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|p, name| {
             if name != "sessionIssuer" {
                 return p.skip_value();
             }
             first_time(&mut seen, 0)?;
-            c.session_issuer = p.lenient(Self::session_issuer)?;
-            Some(())
-        })?;
-        Some(c)
+            p.lenient(&mut c.session_issuer, Self::session_issuer)
+        })
     }
 
-    fn session_issuer(&mut self) -> Option<SessionIssuer<'a>> {
-        let mut s = SessionIssuer::default();
+    fn session_issuer(&mut self, s: &mut SessionIssuer<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|p, name| {
             let (bit, field) = match name {
@@ -368,12 +388,10 @@ impl<'a> Parser<'a> {
             first_time(&mut seen, bit)?;
             *field = p.text()?;
             Some(())
-        })?;
-        Some(s)
+        })
     }
 
-    fn on_behalf_of(&mut self) -> Option<OnBehalfOf<'a>> {
-        let mut o = OnBehalfOf::default();
+    fn on_behalf_of(&mut self, o: &mut OnBehalfOf<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|p, name| {
             let (bit, field) = match name {
@@ -384,12 +402,10 @@ impl<'a> Parser<'a> {
             first_time(&mut seen, bit)?;
             *field = p.text()?;
             Some(())
-        })?;
-        Some(o)
+        })
     }
 
-    fn additional_event_data(&mut self) -> Option<AdditionalEventData<'a>> {
-        let mut a = AdditionalEventData::default();
+    fn additional_event_data(&mut self, a: &mut AdditionalEventData<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|p, name| {
             if name != "MFAUsed" {
@@ -398,8 +414,7 @@ impl<'a> Parser<'a> {
             first_time(&mut seen, 0)?;
             a.mfa_used = p.text()?;
             Some(())
-        })?;
-        Some(a)
+        })
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -533,6 +548,7 @@ impl<'a> Parser<'a> {
 /// a time with SSE2 (every x86-64 has it), then eight at a time, then byte by byte at the end
 /// of the buffer. The strings are short (names, ids, ARNs), so the wide test must be cheap to
 /// start: one unaligned load and four compares, no setup outside the loop.
+#[inline(always)]
 fn string_stop(b: &[u8], mut i: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     while let Some(chunk) = b.get(i..i + 16) {
@@ -581,6 +597,7 @@ mod sse2 {
     };
 
     /// The stops among sixteen bytes, one bit per byte, lowest bit first.
+    #[inline(always)]
     pub(super) fn stops(chunk: &[u8]) -> u32 {
         assert!(chunk.len() >= 16);
         // SAFETY: SSE2 is part of the x86-64 baseline, and the load reads the sixteen bytes

@@ -85,8 +85,27 @@ struct DecodedEnvelope<'a> {
 /// by the decoder that knows CloudTrail's envelope ([`super::envelope`]), and when that one
 /// leaves the object alone, by the general decoder.
 pub fn decode_whole(bytes: &[u8]) -> Option<Vec<Record<'_>>> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    super::envelope::decode(text).or_else(|| decode_general(text))
+    let mut records = Vec::new();
+    decode_whole_into(bytes, &mut records).then_some(records)
+}
+
+/// [`decode_whole`] into `records` (emptied first), reusing its allocation when the envelope
+/// decoder takes the object; false, and `records` empty, when the object is to be split.
+pub fn decode_whole_into<'a>(bytes: &'a [u8], records: &mut Vec<Record<'a>>) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        records.clear();
+        return false;
+    };
+    if super::envelope::decode_into(text, records) {
+        return true;
+    }
+    match decode_general(text) {
+        Some(decoded) => {
+            *records = decoded;
+            true
+        }
+        None => false,
+    }
 }
 
 /// The general one-pass decoder (sonic-rs through serde): any envelope member order, a bare

@@ -14,7 +14,9 @@ use hashbrown::hash_map::{Entry, RawEntryMut};
 use hashbrown::{DefaultHashBuilder, Equivalent, HashMap, HashSet};
 
 use super::activity::{Activity, Samples, ScanReport};
-use crate::cloudtrail::reader::{decode_whole, gunzip_into, is_gzip, split_records, RecordText};
+use crate::cloudtrail::reader::{
+    decode_whole_into, gunzip_into, is_gzip, split_records, RecordText,
+};
 use crate::cloudtrail::{is_instance_session, AccountId, Action, Outcome, Principal, Record};
 use crate::detect::rules::RuleEngine;
 use crate::window::Window;
@@ -70,6 +72,17 @@ pub(crate) struct Partial {
     /// text. Never merged.
     pub(crate) file_buffer: Vec<u8>,
     json_buffer: Vec<u8>,
+    /// The allocation of the last object's records, empty (see [`recycle`]).
+    record_buffer: Vec<Record<'static>>,
+}
+
+/// An empty vector of records borrowing from another buffer, in the same allocation. Records
+/// are some 650 bytes each: a fresh vector per object was a large allocation, and grew.
+fn recycle<'b>(mut records: Vec<Record<'_>>) -> Vec<Record<'b>> {
+    records.clear();
+    // Collecting a vector's own items into a vector of a type of the same layout reuses its
+    // allocation (std's in-place collection); there are no items to convert.
+    records.into_iter().map(|_| unreachable!()).collect()
 }
 
 impl Partial {
@@ -197,15 +210,13 @@ fn fold_text(
     let shown = object.shown;
     // Well-formed objects are decoded in one pass; the others record by record, so one bad
     // record costs only itself. Record texts are found only when a rule may want them.
-    let (parsed, texts) = match decode_whole(bytes) {
-        Some(records) => {
-            part.report.records += records.len() as u64;
-            (records, None)
-        }
-        None => {
-            let (records, texts) = split_and_decode(bytes, shown, part);
-            (records, Some(texts))
-        }
+    let mut whole = recycle(std::mem::take(&mut part.record_buffer));
+    let (parsed, texts) = if decode_whole_into(bytes, &mut whole) {
+        part.report.records += whole.len() as u64;
+        (whole, None)
+    } else {
+        let (records, texts) = split_and_decode(bytes, shown, part);
+        (records, Some(texts))
     };
     // Deduplicate by eventID across the whole window: one lock per object, not per record.
     let keys: Vec<Option<u64>> = parsed
@@ -243,6 +254,10 @@ fn fold_text(
             }
         }
         fold_record(record, account, part);
+    }
+    // Kept for the next object, unless an outsized object grew it.
+    if parsed.capacity() * std::mem::size_of::<Record>() <= MAX_KEPT_BUFFER {
+        part.record_buffer = recycle(parsed);
     }
 }
 
@@ -389,5 +404,23 @@ fn fold_record(r: &Record<'_>, account: &AccountId, part: &mut Partial) {
     }
     if let Some(ro) = r.read_only.0 {
         row.read_only = Some(row.read_only.unwrap_or(true) && ro);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycled_record_vectors_keep_their_allocation() {
+        let text = String::from(
+            r#"{"eventTime":"2024-03-01T10:00:00Z","eventSource":"s","eventName":"n"}"#,
+        );
+        let mut records: Vec<Record<'_>> = Vec::with_capacity(40);
+        records.push(Record::parse(&text).expect("a record"));
+        let capacity = records.capacity();
+        let recycled: Vec<Record<'static>> = recycle(records);
+        assert!(recycled.is_empty());
+        assert_eq!(recycled.capacity(), capacity);
     }
 }
