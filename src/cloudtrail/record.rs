@@ -183,7 +183,7 @@ impl<'de> Deserialize<'de> for Flag {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionIssuer<'a> {
     #[serde(borrow, default, rename = "type")]
@@ -198,14 +198,14 @@ pub struct SessionIssuer<'a> {
     pub user_name: Text<'a>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionContext<'a> {
     #[serde(borrow, default)]
     pub session_issuer: Lenient<SessionIssuer<'a>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OnBehalfOf<'a> {
     #[serde(borrow, default)]
@@ -222,7 +222,7 @@ pub struct AdditionalEventData<'a> {
 }
 
 /// `userIdentity`, with every member optional: service events omit most of them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity<'a> {
     #[serde(borrow, default, rename = "type")]
