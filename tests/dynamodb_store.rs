@@ -138,16 +138,21 @@ async fn hundreds_of_keys_are_read_in_batches_of_one_hundred() {
     assert!(store.counters().write_units > 0.0);
 }
 
-/// Pair writes carry their condition (keep the earliest first-seen) instead of reading the
-/// stored pairs first, and the condition holds across processes.
+/// A commit writes its pairs in batches under the account's commit lease: a read of the
+/// stored first-seen per 100 pairs, a write per 25, and two updates for the lease, whatever
+/// the number of pairs. The earliest first-seen stands across processes.
 #[tokio::test]
-async fn pair_writes_read_nothing_and_keep_the_earliest_first_seen_across_writers() {
+async fn pair_writes_are_batched_under_the_lease_and_keep_the_earliest_first_seen() {
     let (first, client) = fresh("pair-writes").await;
     let proxy = proxy::Proxy::start(&std::env::var("TRAILHOUND_AWS_ENDPOINT").unwrap()).await;
     let counted = {
         let conf = trailhound::aws::load().await;
-        let conf = conf.to_builder().endpoint_url(proxy.url()).build();
-        DynamoStore::new(trailhound::aws::dynamodb(&conf), first.table())
+        // On the client's own config: the SDK prefers AWS_ENDPOINT_URL to the shared
+        // config's endpoint.
+        let conf = aws_sdk_dynamodb::config::Builder::from(&conf)
+            .endpoint_url(proxy.url())
+            .build();
+        DynamoStore::new(Client::from_conf(conf), first.table())
     };
     let keys: Vec<_> = (0..60).map(many_key).collect();
     let writes = |first_seen: i64, last_seen: i64, expires: i64| {
@@ -157,7 +162,7 @@ async fn pair_writes_read_nothing_and_keep_the_earliest_first_seen_across_writer
             .collect();
         pairs(&list)
     };
-    // New pairs, then their TTL refresh: neither reads.
+    // New pairs, then their TTL refresh.
     counted
         .commit(&account(), &writes(100, 110, 1000))
         .await
@@ -166,15 +171,27 @@ async fn pair_writes_read_nothing_and_keep_the_earliest_first_seen_across_writer
         .commit(&account(), &writes(100, 300, 2000))
         .await
         .unwrap();
-    assert_eq!(proxy.seen("BatchGetItem") + proxy.seen("GetItem"), 0);
-    assert_eq!(counted.counters().read_units, 0.0);
+    assert_eq!(
+        proxy.seen("BatchWriteItem"),
+        6,
+        "60 pairs are 3 batches, twice"
+    );
+    assert_eq!(
+        proxy.seen("BatchGetItem"),
+        2,
+        "one consistent read per commit"
+    );
+    assert_eq!(
+        proxy.seen("UpdateItem"),
+        4,
+        "the lease taken and given back, twice"
+    );
+    assert_eq!(proxy.seen("PutItem") + proxy.seen("GetItem"), 0);
     let known = first.known_pairs(&account(), &keys, at(500)).await.unwrap();
     assert!(keys.iter().all(|k| known[k] == state(100, 300, 1, 2000)));
 
     // Two processes commit the same pairs, one from an older window that saw them earlier:
-    // the earliest first-seen stands whichever write lands last. (One write at a time: the
-    // emulator does not make a conditional write atomic against a concurrent one, which
-    // DynamoDB does, so a truly simultaneous pair of writes would test the emulator.)
+    // the earliest first-seen stands whichever write lands last.
     let second = DynamoStore::new(client.clone(), first.table());
     let acct = account();
     second.commit(&acct, &writes(40, 60, 3000)).await.unwrap();
@@ -183,6 +200,92 @@ async fn pair_writes_read_nothing_and_keep_the_earliest_first_seen_across_writer
     for k in &keys {
         assert_eq!(known[k], state(40, 400, 1, 3000), "{k:?}");
     }
+    // The lease is given back: nothing of it stays on the cursor.
+    let cursor = raw_item(&client, first.table(), "A#111122223333", "C")
+        .await
+        .expect("the cursor item");
+    assert!(!cursor.contains_key("commit_owner") && !cursor.contains_key("commit_until"));
+}
+
+/// Sets the commit lease of the test account's partition as another process would hold it.
+async fn hold_lease(client: &Client, table: &str, until: i64) {
+    client
+        .update_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S("A#111122223333".into()))
+        .key("sk", AttributeValue::S("C".into()))
+        .update_expression("SET commit_owner = :o, commit_until = :u")
+        .expression_attribute_values(":o", AttributeValue::S("another-process".into()))
+        .expression_attribute_values(":u", AttributeValue::N(until.to_string()))
+        .send()
+        .await
+        .expect("raw UpdateItem");
+}
+
+/// A commit waits while another process holds the account's lease, and goes on once it is
+/// given back; nothing of it is written before.
+#[tokio::test]
+async fn a_commit_waits_for_another_processes_commit_of_the_account() {
+    let (store, client) = fresh("lease-wait").await;
+    let far = th::cloudtrail::Timestamp::now().unix() + 3600;
+    hold_lease(&client, store.table(), far).await;
+    let k = key("alice", "iam.amazonaws.com:CreateUser");
+    let commit = pairs(&[(k.clone(), state(10, 20, 1, far))]);
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move { store.commit(&account(), &commit).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the commit went ahead under another's lease"
+    );
+    assert!(store
+        .known_pairs(&account(), std::slice::from_ref(&k), at(30))
+        .await
+        .unwrap()
+        .is_empty());
+    client
+        .update_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S("A#111122223333".into()))
+        .key("sk", AttributeValue::S("C".into()))
+        .update_expression("REMOVE commit_owner, commit_until")
+        .send()
+        .await
+        .expect("raw UpdateItem");
+    waiting.await.unwrap().unwrap();
+    let known = store
+        .known_pairs(&account(), std::slice::from_ref(&k), at(30))
+        .await
+        .unwrap();
+    assert_eq!(known[&k], state(10, 20, 1, far));
+}
+
+/// A process that died holding the lease holds it only until it runs out.
+#[tokio::test]
+async fn a_lease_left_by_a_dead_process_is_waited_out() {
+    let (store, client) = fresh("lease-dead").await;
+    let now = th::cloudtrail::Timestamp::now().unix();
+    hold_lease(&client, store.table(), now + 2).await;
+    let k = key("alice", "iam.amazonaws.com:CreateUser");
+    let started = std::time::Instant::now();
+    store
+        .commit(
+            &account(),
+            &pairs(&[(k.clone(), state(10, 20, 1, now + 3600))]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "the lease was taken before it ran out"
+    );
+    let known = store
+        .known_pairs(&account(), std::slice::from_ref(&k), at(30))
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 1);
 }
 
 #[tokio::test]

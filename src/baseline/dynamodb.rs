@@ -12,7 +12,7 @@
 //! |---|---|---|---|
 //! | pair | `A#<account>` | `P#<principal>#<action>#<outcome>` | `principal`, `action`, `outcome`, `first_seen`, `last_seen`, `count`, `expires_at` |
 //! | principal | `A#<account>` | `R#<principal>` | `principal`, `kind`, `first_seen` |
-//! | cursor | `A#<account>` | `C` | `watermark`, `pending_end`, `since` (earliest principal first-seen) |
+//! | cursor | `A#<account>` | `C` | `watermark`, `pending_end`, `since` (earliest principal first-seen), `commit_owner` and `commit_until` while a commit holds the lease |
 //! | finding | `F#<id>` | `F` | `id`, `json` (the finding), `staged_at`, `account`, `kind`, `level`, `score` |
 //! | delivery | `F#<id>` | `S#<sink>` | `sink`, `staged_at`, `delivered_at` (absent while pending) |
 //! | queue entry | `O#<sink>` | `<staged_at, 20 digits>#<id>` | `id`, `sink` |
@@ -45,11 +45,12 @@
 //!   DynamoDB's TTL deletes them days later, which only saves space.
 //! - *Commit order*: pairs, then principals, then rule states, then the cursor. A stop part
 //!   way leaves the watermark behind, the window is redone, and every write is idempotent.
-//! - *Earliest first-seen*: a pair or a principal is a conditional update that sets the
-//!   first-seen only when none is stored or the stored one is not earlier; so it holds under
-//!   any concurrency, and the cursor's `since` the same way. A pair whose update is refused
-//!   (an older window committed it first) is updated again without its first-seen. Nothing is
-//!   read before a write.
+//! - *Earliest first-seen*: a commit writes its pairs and principals while it holds the
+//!   partition's commit lease (on the cursor item; see `commit_lease.rs`), so no other
+//!   commit of the partition writes between its consistent read of the stored first-seen
+//!   and its batched put of the earlier one. The cursor's `since` moves the same way, in the
+//!   update that gives the lease back. A commit whose lease ran out and was taken over fails
+//!   rather than go on, and its window is redone.
 //! - *The watermark only moves forward*: one compare-and-set update; the pending window is
 //!   cleared in that same update once the watermark reaches it.
 //! - *Two hunts of one account at once report a new pair once*: both may decide the pair is
@@ -71,17 +72,22 @@
 //!   stands), then the queue entry is removed. An entry left behind by a stop in between is
 //!   recognised by `pending`, which reads each entry's delivery item, and removed there.
 //!
-//! No transactions: every write is to one item and the order of writes carries the
-//! consistency, which costs half the write units of `TransactWriteItems` and behaves the
-//! same on the local emulator, whose transactions are not isolated from concurrent requests.
+//! No transactions: every write is to one item, and the order of writes and the commit lease
+//! carry the consistency, which costs half the write units of `TransactWriteItems` and behaves
+//! the same on the local emulator, whose transactions are not isolated from concurrent
+//! requests. (The emulator does not make a single conditional write atomic against a
+//! concurrent one either, so two commits that race for the lease there can both take it;
+//! DynamoDB decides a condition on the item itself.)
 //!
 //! # Cost
 //!
 //! Steady state per account and window: one consistent `GetItem` for the cursor, one
 //! `UpdateItem` when the window starts, one `GetItem` for the account's history, one
-//! `BatchGetItem` per 100 pairs and per 100 principals, one `UpdateItem` for the commit (no
-//! pair is written until its TTL refresh is due; then one `UpdateItem` per pair, which costs
-//! the write units a batched put would and no read), and one `Query` per sink. A new finding
+//! `BatchGetItem` per 100 pairs and per 100 principals, and one `Query` per sink. A commit
+//! that writes pairs or principals (new ones, or pairs whose TTL refresh is due) adds two
+//! `UpdateItem` for the lease, one consistent `BatchGetItem` per 100 items and one
+//! `BatchWriteItem` per 25: a write unit and a read unit per item, in 1/25 of the calls that
+//! one conditional update per item took. The watermark is one more `UpdateItem`. A new finding
 //! costs one write for itself and two per sink; a delivery, one update plus a share of a
 //! batched delete.
 //!
@@ -93,6 +99,7 @@
 
 mod baseline_items;
 mod calls;
+mod commit_lease;
 mod deliverer;
 mod keys;
 mod outbox;
@@ -105,6 +112,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 
+pub use commit_lease::COMMIT_LEASE;
 pub use deliverer::{LEASE as DELIVERY_LEASE, WAIT as DELIVERY_WAIT};
 pub use keys::EXPIRES_AT;
 

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::calls::{built, Conditional, UpdateSpec};
+use super::commit_lease::CommitLease;
 use super::keys::{
     account_pk, key, n, opt_i64, opt_time, pair_sk, principal_sk, req_str, req_time, req_u64,
     rule_state_sk, s, sort_key_of, Item, ACTION, COUNT, CURSOR_SK, DAYS, EXPIRES_AT, FIRST_SEEN,
@@ -17,10 +17,9 @@ use crate::baseline::{Commit, PairKey, PairState, PairWrite, PrincipalState, Sto
 use crate::cloudtrail::{AccountId, IdentityType, Timestamp};
 use crate::window::Cursor;
 
-/// Principal writes in flight at once (each is its own conditional call).
-const PRINCIPALS_IN_FLIGHT: usize = 8;
-/// Pair writes in flight at once per commit: a first hunt writes thousands, each its own call.
-const PAIRS_IN_FLIGHT: usize = 16;
+/// Items read and written per round of a commit; the lease is renewed between rounds. A
+/// round is 20 batch writes, a fraction of a second, far inside the lease.
+const ROUND: usize = 500;
 /// Compare-and-set rounds on a cursor before giving up: each lost round means another hunt
 /// of the same account committed in between, which happens once, not ten times.
 const CURSOR_TRIES: u32 = 10;
@@ -181,25 +180,41 @@ impl DynamoStore {
         Ok(found)
     }
 
-    /// Pairs, then principals, then rule states, then the watermark: a stop part way leaves
-    /// the watermark behind, so the window is redone, and every write here can be redone.
+    /// Pairs and principals under the partition's commit lease, then rule states, then the
+    /// watermark: a stop part way leaves the watermark behind, so the window is redone, and
+    /// every write here can be redone.
     pub(super) async fn write_commit(
         &self,
         account: &AccountId,
         commit: &Commit,
     ) -> Result<(), StoreError> {
         let what = format!("committing the window of {account}");
-        self.write_pairs(&what, account, &commit.pairs).await?;
-        self.write_principals(&what, account, &commit.principals)
-            .await?;
-        self.write_rule_states(&what, account, &commit.rule_states)
-            .await?;
         if !commit.pairs.is_empty() || !commit.principals.is_empty() {
+            let pk = account_pk(account);
+            let mut lease = self.take_commit_lease(&what, &pk).await?;
+            let since = commit.principals.iter().map(|(_, p)| p.first_seen).min();
+            let written = async {
+                self.write_pairs(&what, &mut lease, &pk, &commit.pairs)
+                    .await?;
+                self.write_principals(&what, &mut lease, &pk, &commit.principals)
+                    .await
+            }
+            .await;
+            match written {
+                Ok(()) => self.give_back_commit_lease(&what, lease, since).await?,
+                Err(e) => {
+                    // Free the partition now rather than a lease later; the error is what
+                    // the caller needs to hear, not a failure to give back.
+                    let _ = self.give_back_commit_lease(&what, lease, None).await;
+                    return Err(e);
+                }
+            }
             // The baseline written, the watermark not: a stop here redoes the window.
             crate::baseline::stop::point("commit");
         }
-        let watermark = commit.watermark;
-        if let Some(watermark) = watermark {
+        self.write_rule_states(&what, account, &commit.rule_states)
+            .await?;
+        if let Some(watermark) = commit.watermark {
             self.advance_watermark(&what, account, watermark).await?;
         }
         Ok(())
@@ -221,39 +236,27 @@ impl DynamoStore {
             .iter()
             .map(|(rule, state)| (rule_state_sk(rule), (rule, state)))
             .collect();
-        let writes = merged
-            .into_iter()
-            .map(|(sk, (rule, state))| {
-                let item: Item = HashMap::from([
-                    (PK.to_string(), s(pk.clone())),
-                    (SK.to_string(), s(sk)),
-                    (RULE.to_string(), s(rule.clone())),
-                    (STATE.to_string(), s(state.clone())),
-                ]);
-                let put = PutRequest::builder().set_item(Some(item)).build();
-                put.map(|p| WriteRequest::builder().put_request(p).build())
-                    .map_err(built)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(what, writes).await
+        let items = merged.into_iter().map(|(sk, (rule, state))| {
+            HashMap::from([
+                (PK.to_string(), s(pk.clone())),
+                (SK.to_string(), s(sk)),
+                (RULE.to_string(), s(rule.clone())),
+                (STATE.to_string(), s(state.clone())),
+            ])
+        });
+        self.batch_write(what, puts(items)?).await
     }
 
-    /// Each pair is one conditional update that also sets the first-seen only if it is not
-    /// later than the stored one (or there is none): the condition keeps the earliest
-    /// first-seen, so nothing is read first, and it holds against any concurrent writer,
-    /// being decided by DynamoDB on the item itself. A refused update (the stored first-seen
-    /// is earlier: an older window was committed first) is sent again without the first-seen.
-    /// Batched puts cannot carry a condition; a write costs the same units either way.
+    /// The caller decides each pair's new state (counts, TTL); only the first-seen is history
+    /// that a refresh or a redone window must not move later. So, under the lease, each round
+    /// reads the stored first-seen of its pairs and writes the earlier of the two.
     async fn write_pairs(
         &self,
         what: &str,
-        account: &AccountId,
+        lease: &mut CommitLease,
+        pk: &str,
         pairs: &[PairWrite],
     ) -> Result<(), StoreError> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        let pk = account_pk(account);
         // One write per item: a pair named twice keeps its last state and the earlier
         // first-seen.
         let mut merged: BTreeMap<String, PairWrite> = BTreeMap::new();
@@ -265,117 +268,97 @@ impl DynamoStore {
             }
             merged.insert(sk, write);
         }
-        // Futures made up front; see `batch_get` on why not in the stream's `map`.
-        let work: Vec<_> = merged
-            .into_iter()
-            .map(|(sk, write)| self.write_pair(what, key(pk.clone(), sk), write))
-            .collect();
-        stream::iter(work)
-            .buffer_unordered(PAIRS_IN_FLIGHT)
-            .try_collect::<Vec<_>>()
-            .await?;
+        let merged: Vec<(String, PairWrite)> = merged.into_iter().collect();
+        for round in merged.chunks(ROUND) {
+            self.keep_commit_lease(what, lease).await?;
+            let stored = self
+                .stored_first_seen(what, pk, round.iter().map(|(sk, _)| sk))
+                .await?;
+            let items = round.iter().map(|(sk, write)| {
+                let (k, st) = (&write.key, &write.state);
+                let first = stored
+                    .get(sk)
+                    .map_or(st.first_seen, |&t| t.min(st.first_seen));
+                HashMap::from([
+                    (PK.to_string(), s(pk)),
+                    (SK.to_string(), s(sk.clone())),
+                    (PRINCIPAL.to_string(), s(k.principal.clone())),
+                    (ACTION.to_string(), s(k.action.clone())),
+                    (OUTCOME.to_string(), s(k.outcome.clone())),
+                    (FIRST_SEEN.to_string(), n(first.unix())),
+                    (LAST_SEEN.to_string(), n(st.last_seen.unix())),
+                    (COUNT.to_string(), n(st.count)),
+                    (DAYS.to_string(), n(st.days)),
+                    (EXPIRES_AT.to_string(), n(st.expires.unix())),
+                ])
+            });
+            self.batch_write(what, puts(items)?).await?;
+        }
         Ok(())
     }
 
-    async fn write_pair(
-        &self,
-        what: &str,
-        item_key: Item,
-        write: PairWrite,
-    ) -> Result<(), StoreError> {
-        let (k, st) = (write.key, write.state);
-        let vals = HashMap::from([
-            (":principal".to_string(), s(k.principal)),
-            (":action".to_string(), s(k.action)),
-            (":outcome".to_string(), s(k.outcome)),
-            (":last".to_string(), n(st.last_seen.unix())),
-            (":count".to_string(), n(st.count)),
-            (":days".to_string(), n(st.days)),
-            (":expires".to_string(), n(st.expires.unix())),
-        ]);
-        // The caller decides the new state (counts, TTL); only the first-seen is history that
-        // a refresh or a redone window must not move later.
-        let state = "SET #principal = :principal, #action = :action, #outcome = :outcome, \
-                     #last_seen = :last, #count = :count, #days = :days, #expires_at = :expires";
-        let names = &[
-            PRINCIPAL, ACTION, OUTCOME, LAST_SEEN, COUNT, DAYS, EXPIRES_AT, FIRST_SEEN,
-        ];
-        let mut with_first = vals.clone();
-        with_first.insert(":first".to_string(), n(st.first_seen.unix()));
-        let spec = UpdateSpec {
-            key: item_key.clone(),
-            update: format!("{state}, #first_seen = :first"),
-            condition: Some(
-                "attribute_not_exists(#first_seen) OR #first_seen >= :first".to_string(),
-            ),
-            names,
-            values: with_first,
-            returning: false,
-        };
-        if let Conditional::Applied(_) = self.update(what, spec).await? {
-            return Ok(());
-        }
-        let spec = UpdateSpec {
-            key: item_key,
-            update: state.to_string(),
-            condition: None,
-            names: &names[..names.len() - 1],
-            values: vals,
-            returning: false,
-        };
-        self.update(what, spec).await.map(drop)
-    }
-
-    /// Each principal is one conditional update, so the earliest first-seen wins however many
-    /// hunts write it; its kind is the one first written. New principals are rare after the
-    /// first hunt, so this costs little. The account's `since` follows the same way.
+    /// Principals the same way: the earliest first-seen stands, and the kind is the one first
+    /// written.
     async fn write_principals(
         &self,
         what: &str,
-        account: &AccountId,
+        lease: &mut CommitLease,
+        pk: &str,
         principals: &[(String, PrincipalState)],
     ) -> Result<(), StoreError> {
-        let Some(since) = principals.iter().map(|(_, p)| p.first_seen).min() else {
-            return Ok(());
-        };
-        let pk = account_pk(account);
-        // Futures made up front; see `batch_get` on why not in the stream's `map`.
-        let work: Vec<_> = principals
-            .iter()
-            .map(|(principal, state)| {
-                let spec = UpdateSpec {
-                    key: key(pk.clone(), principal_sk(principal)),
-                    update: "SET #first_seen = :first, #principal = :principal, \
-                             #kind = if_not_exists(#kind, :kind)"
-                        .to_string(),
-                    condition: Some(
-                        "attribute_not_exists(#first_seen) OR #first_seen > :first".to_string(),
-                    ),
-                    names: &[FIRST_SEEN, PRINCIPAL, KIND],
-                    values: HashMap::from([
-                        (":first".to_string(), n(state.first_seen.unix())),
-                        (":principal".to_string(), s(principal.clone())),
-                        (":kind".to_string(), s(state.kind.name())),
-                    ]),
-                    returning: false,
-                };
-                // Refused means an earlier first-seen is already stored.
-                self.update(what, spec)
-            })
-            .collect();
-        stream::iter(work)
-            .buffer_unordered(PRINCIPALS_IN_FLIGHT)
-            .try_collect::<Vec<_>>()
-            .await?;
-        let spec = UpdateSpec {
-            key: key(pk, CURSOR_SK),
-            update: "SET #since = :since".to_string(),
-            condition: Some("attribute_not_exists(#since) OR #since > :since".to_string()),
-            names: &[SINCE],
-            values: values(&[(":since", since.unix())]),
-            returning: false,
-        };
-        self.update(what, spec).await.map(drop)
+        let mut merged: BTreeMap<String, (&String, PrincipalState)> = BTreeMap::new();
+        for (principal, state) in principals {
+            let entry = merged
+                .entry(principal_sk(principal))
+                .or_insert((principal, *state));
+            entry.1.first_seen = entry.1.first_seen.min(state.first_seen);
+        }
+        let merged: Vec<_> = merged.into_iter().collect();
+        for round in merged.chunks(ROUND) {
+            self.keep_commit_lease(what, lease).await?;
+            let keys = round.iter().map(|(sk, _)| (pk.to_string(), sk.clone()));
+            let stored: HashMap<String, Item> = self
+                .batch_get(what, keys, &[FIRST_SEEN, KIND], true)
+                .await?
+                .into_iter()
+                .filter_map(|item| Some((sort_key_of(&item)?.to_string(), item)))
+                .collect();
+            let mut items = Vec::with_capacity(round.len());
+            for (sk, (principal, state)) in round {
+                let (mut first, mut kind) = (state.first_seen, s(state.kind.name()));
+                if let Some(old) = stored.get(sk) {
+                    first = first.min(req_time(old, FIRST_SEEN)?);
+                    kind = s(req_str(old, KIND)?);
+                }
+                items.push(HashMap::from([
+                    (PK.to_string(), s(pk)),
+                    (SK.to_string(), s(sk.clone())),
+                    (PRINCIPAL.to_string(), s((*principal).clone())),
+                    (KIND.to_string(), kind),
+                    (FIRST_SEEN.to_string(), n(first.unix())),
+                ]));
+            }
+            self.batch_write(what, puts(items)?).await?;
+        }
+        Ok(())
+    }
+
+    /// The stored first-seen of the items under `sks` that exist, read consistently.
+    async fn stored_first_seen<'s>(
+        &self,
+        what: &str,
+        pk: &str,
+        sks: impl Iterator<Item = &'s String>,
+    ) -> Result<HashMap<String, Timestamp>, StoreError> {
+        let keys: Vec<(String, String)> = sks.map(|sk| (pk.to_string(), sk.clone())).collect();
+        let items = self.batch_get(what, keys, &[FIRST_SEEN], true).await?;
+        let mut found = HashMap::with_capacity(items.len());
+        for item in &items {
+            if let Some(sk) = sort_key_of(item) {
+                found.insert(sk.to_string(), req_time(item, FIRST_SEEN)?);
+            }
+        }
+        Ok(found)
     }
 
     /// Moves the watermark forward only, and ends the pending window when the watermark
@@ -472,4 +455,16 @@ fn cursor_swap(
         values: values(&vals),
         returning: false,
     }
+}
+
+/// Put requests for whole items.
+fn puts(items: impl IntoIterator<Item = Item>) -> Result<Vec<WriteRequest>, StoreError> {
+    items
+        .into_iter()
+        .map(|item| {
+            let put = PutRequest::builder().set_item(Some(item)).build();
+            put.map(|p| WriteRequest::builder().put_request(p).build())
+                .map_err(built)
+        })
+        .collect()
 }

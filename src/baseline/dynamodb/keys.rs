@@ -39,6 +39,8 @@ pub(super) const RULE: &str = "rule";
 pub(super) const STATE: &str = "state";
 pub(super) const OWNER: &str = "owner";
 pub(super) const UNTIL: &str = "until";
+pub(super) const COMMIT_OWNER: &str = "commit_owner";
+pub(super) const COMMIT_UNTIL: &str = "commit_until";
 
 /// The sort key of an account's cursor item, of a finding's own item, and of a sink's
 /// delivery turn.
