@@ -20,6 +20,9 @@ use crate::window::Cursor;
 /// Items read and written per round of a commit; the lease is renewed between rounds. A
 /// round is 20 batch writes, a fraction of a second, far inside the lease.
 const ROUND: usize = 500;
+/// Commits of one window's baseline before giving up when each loses its lease: once is
+/// already rare.
+const LEASE_TRIES: u32 = 3;
 /// Compare-and-set rounds on a cursor before giving up: each lost round means another hunt
 /// of the same account committed in between, which happens once, not ten times.
 const CURSOR_TRIES: u32 = 10;
@@ -190,25 +193,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let what = format!("committing the window of {account}");
         if !commit.pairs.is_empty() || !commit.principals.is_empty() {
-            let pk = account_pk(account);
-            let mut lease = self.take_commit_lease(&what, &pk).await?;
-            let since = commit.principals.iter().map(|(_, p)| p.first_seen).min();
-            let written = async {
-                self.write_pairs(&what, &mut lease, &pk, &commit.pairs)
-                    .await?;
-                self.write_principals(&what, &mut lease, &pk, &commit.principals)
-                    .await
-            }
-            .await;
-            match written {
-                Ok(()) => self.give_back_commit_lease(&what, lease, since).await?,
-                Err(e) => {
-                    // Free the partition now rather than a lease later; the error is what
-                    // the caller needs to hear, not a failure to give back.
-                    let _ = self.give_back_commit_lease(&what, lease, None).await;
-                    return Err(e);
-                }
-            }
+            self.write_baseline(&what, account, commit).await?;
             // The baseline written, the watermark not: a stop here redoes the window.
             crate::baseline::stop::point("commit");
         }
@@ -218,6 +203,57 @@ impl DynamoStore {
             self.advance_watermark(&what, account, watermark).await?;
         }
         Ok(())
+    }
+
+    /// Pairs and principals under the partition's commit lease. A commit whose lease was
+    /// taken over part way (it renewed too late, or, on the local emulator, two commits took
+    /// it at once) may have raced the other holder: it writes everything again under a new
+    /// lease, reading what the other wrote.
+    async fn write_baseline(
+        &self,
+        what: &str,
+        account: &AccountId,
+        commit: &Commit,
+    ) -> Result<(), StoreError> {
+        let pk = account_pk(account);
+        let since = commit.principals.iter().map(|(_, p)| p.first_seen).min();
+        for _ in 0..LEASE_TRIES {
+            let mut lease = self.take_commit_lease(what, &pk).await?;
+            let written = async {
+                Ok::<_, StoreError>(
+                    self.write_pairs(what, &mut lease, &pk, &commit.pairs)
+                        .await?
+                        && self
+                            .write_principals(what, &mut lease, &pk, &commit.principals)
+                            .await?,
+                )
+            }
+            .await;
+            match written {
+                Ok(true) => {
+                    if self.give_back_commit_lease(what, lease, since).await? {
+                        return Ok(());
+                    }
+                }
+                // Taken over: the new holder has it, and this commit waits for it again.
+                Ok(false) => {}
+                Err(e) => {
+                    // Free the partition now rather than a lease later; the error is what
+                    // the caller needs to hear, not a failure to give back.
+                    let _ = self.give_back_commit_lease(what, lease, None).await;
+                    return Err(e);
+                }
+            }
+            tracing::warn!(
+                %account,
+                "another process took over the commit lease; writing the window's baseline again"
+            );
+        }
+        Err(StoreError::Query(format!(
+            "{what}: the commit lease was taken over {LEASE_TRIES} times in a row (it lasts {} \
+             s); the window is redone by the next run",
+            super::COMMIT_LEASE.as_secs()
+        )))
     }
 
     /// Batched puts: a rule's state is replaced whole.
@@ -256,7 +292,7 @@ impl DynamoStore {
         lease: &mut CommitLease,
         pk: &str,
         pairs: &[PairWrite],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         // One write per item: a pair named twice keeps its last state and the earlier
         // first-seen.
         let mut merged: BTreeMap<String, PairWrite> = BTreeMap::new();
@@ -270,7 +306,9 @@ impl DynamoStore {
         }
         let merged: Vec<(String, PairWrite)> = merged.into_iter().collect();
         for round in merged.chunks(ROUND) {
-            self.keep_commit_lease(what, lease).await?;
+            if !self.keep_commit_lease(what, lease).await? {
+                return Ok(false);
+            }
             let stored = self
                 .stored_first_seen(what, pk, round.iter().map(|(sk, _)| sk))
                 .await?;
@@ -294,7 +332,7 @@ impl DynamoStore {
             });
             self.batch_write(what, puts(items)?).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Principals the same way: the earliest first-seen stands, and the kind is the one first
@@ -305,7 +343,7 @@ impl DynamoStore {
         lease: &mut CommitLease,
         pk: &str,
         principals: &[(String, PrincipalState)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut merged: BTreeMap<String, (&String, PrincipalState)> = BTreeMap::new();
         for (principal, state) in principals {
             let entry = merged
@@ -315,7 +353,9 @@ impl DynamoStore {
         }
         let merged: Vec<_> = merged.into_iter().collect();
         for round in merged.chunks(ROUND) {
-            self.keep_commit_lease(what, lease).await?;
+            if !self.keep_commit_lease(what, lease).await? {
+                return Ok(false);
+            }
             let keys = round.iter().map(|(sk, _)| (pk.to_string(), sk.clone()));
             let stored: HashMap<String, Item> = self
                 .batch_get(what, keys, &[FIRST_SEEN, KIND], true)
@@ -340,7 +380,7 @@ impl DynamoStore {
             }
             self.batch_write(what, puts(items)?).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The stored first-seen of the items under `sks` that exist, read consistently.
