@@ -21,9 +21,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::calls::{Conditional, UpdateSpec};
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use super::calls::{Conditional, UpdateSpec};
 use super::keys::{key, n, opt_i64, s, Item, COMMIT_OWNER, COMMIT_UNTIL, CURSOR_SK, SINCE};
 use super::DynamoStore;
 use crate::baseline::StoreError;
