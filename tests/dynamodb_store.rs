@@ -263,6 +263,82 @@ async fn a_commit_waits_for_another_processes_commit_of_the_account() {
     assert_eq!(known[&k], state(10, 20, 1, far));
 }
 
+/// A commit that finds its lease taken over when it gives it back (it stalled past its lease
+/// and another process committed meanwhile) writes its baseline again under a new lease, so
+/// the other's earlier first-seen and its own later state both stand.
+#[tokio::test]
+async fn a_commit_whose_lease_was_taken_over_writes_again_under_a_new_one() {
+    let (plain, client) = fresh("lease-taken").await;
+    let proxy = proxy::Proxy::start(&std::env::var("TRAILHOUND_AWS_ENDPOINT").unwrap()).await;
+    let counted = {
+        let conf = trailhound::aws::load().await;
+        let conf = aws_sdk_dynamodb::config::Builder::from(&conf)
+            .endpoint_url(proxy.url())
+            .build();
+        DynamoStore::new(Client::from_conf(conf), plain.table())
+    };
+    let far = th::cloudtrail::Timestamp::now().unix() + 3600;
+    let k = key("alice", "iam.amazonaws.com:CreateUser");
+    // The first batch is applied at once, its answer held back: the commit stalls there.
+    proxy.script(
+        "BatchWriteItem",
+        [proxy::Reply::Slow(std::time::Duration::from_secs(2))],
+    );
+    let committing = {
+        let commit = pairs(&[(k.clone(), state(100, 110, 1, far))]);
+        tokio::spawn(async move { counted.commit(&account(), &commit).await })
+    };
+    while proxy.seen("BatchWriteItem") == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Meanwhile another process takes the lease and writes the pair as seen earlier.
+    hold_lease(&client, plain.table(), far).await;
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let text = |v: &str| AttributeValue::S(v.to_string());
+    client
+        .put_item()
+        .table_name(plain.table())
+        .item("pk", text("A#111122223333"))
+        .item("sk", text("P#alice#iam.amazonaws.com:CreateUser#success"))
+        .item("principal", text("alice"))
+        .item("action", text("iam.amazonaws.com:CreateUser"))
+        .item("outcome", text("success"))
+        .item("first_seen", n(50))
+        .item("last_seen", n(60))
+        .item("count", n(1))
+        .item("days", n(1))
+        .item("expires_at", n(far))
+        .send()
+        .await
+        .expect("raw PutItem");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(
+        !committing.is_finished(),
+        "the commit ended while another process held its partition's lease"
+    );
+    client
+        .update_item()
+        .table_name(plain.table())
+        .key("pk", text("A#111122223333"))
+        .key("sk", text("C"))
+        .update_expression("REMOVE commit_owner, commit_until")
+        .send()
+        .await
+        .expect("raw UpdateItem");
+    committing.await.unwrap().unwrap();
+    assert_eq!(
+        proxy.seen("BatchWriteItem"),
+        2,
+        "written again under a new lease"
+    );
+    let known = plain
+        .known_pairs(&account(), std::slice::from_ref(&k), at(30))
+        .await
+        .unwrap();
+    assert_eq!(known[&k], state(50, 110, 1, far));
+}
+
 /// A process that died holding the lease holds it only until it runs out.
 #[tokio::test]
 async fn a_lease_left_by_a_dead_process_is_waited_out() {
