@@ -82,6 +82,17 @@ pub async fn raw_item(
         .item
 }
 
+/// A store on `table` whose calls go through `proxy`, to be counted or held back there.
+async fn through(proxy: &proxy::Proxy, table: &str) -> DynamoStore {
+    let conf = trailhound::aws::load().await;
+    // On the client's own config: the SDK prefers AWS_ENDPOINT_URL to the shared config's
+    // endpoint.
+    let conf = aws_sdk_dynamodb::config::Builder::from(&conf)
+        .endpoint_url(proxy.url())
+        .build();
+    DynamoStore::new(Client::from_conf(conf), table)
+}
+
 /// A fresh table and raw access to it, for the contract.
 async fn subject(test: &str) -> Table {
     let (store, client) = fresh(test).await;
@@ -145,15 +156,7 @@ async fn hundreds_of_keys_are_read_in_batches_of_one_hundred() {
 async fn pair_writes_are_batched_under_the_lease_and_keep_the_earliest_first_seen() {
     let (first, client) = fresh("pair-writes").await;
     let proxy = proxy::Proxy::start(&std::env::var("TRAILHOUND_AWS_ENDPOINT").unwrap()).await;
-    let counted = {
-        let conf = trailhound::aws::load().await;
-        // On the client's own config: the SDK prefers AWS_ENDPOINT_URL to the shared
-        // config's endpoint.
-        let conf = aws_sdk_dynamodb::config::Builder::from(&conf)
-            .endpoint_url(proxy.url())
-            .build();
-        DynamoStore::new(Client::from_conf(conf), first.table())
-    };
+    let counted = through(&proxy, first.table()).await;
     let keys: Vec<_> = (0..60).map(many_key).collect();
     let writes = |first_seen: i64, last_seen: i64, expires: i64| {
         let list: Vec<_> = keys
@@ -223,6 +226,19 @@ async fn hold_lease(client: &Client, table: &str, until: i64) {
         .expect("raw UpdateItem");
 }
 
+/// Gives the test account's lease back as the process holding it would.
+async fn free_lease(client: &Client, table: &str) {
+    client
+        .update_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S("A#111122223333".into()))
+        .key("sk", AttributeValue::S("C".into()))
+        .update_expression("REMOVE commit_owner, commit_until")
+        .send()
+        .await
+        .expect("raw UpdateItem");
+}
+
 /// A commit waits while another process holds the account's lease, and goes on once it is
 /// given back; nothing of it is written before.
 #[tokio::test]
@@ -246,15 +262,7 @@ async fn a_commit_waits_for_another_processes_commit_of_the_account() {
         .await
         .unwrap()
         .is_empty());
-    client
-        .update_item()
-        .table_name(store.table())
-        .key("pk", AttributeValue::S("A#111122223333".into()))
-        .key("sk", AttributeValue::S("C".into()))
-        .update_expression("REMOVE commit_owner, commit_until")
-        .send()
-        .await
-        .expect("raw UpdateItem");
+    free_lease(&client, store.table()).await;
     waiting.await.unwrap().unwrap();
     let known = store
         .known_pairs(&account(), std::slice::from_ref(&k), at(30))
@@ -270,13 +278,7 @@ async fn a_commit_waits_for_another_processes_commit_of_the_account() {
 async fn a_commit_whose_lease_was_taken_over_writes_again_under_a_new_one() {
     let (plain, client) = fresh("lease-taken").await;
     let proxy = proxy::Proxy::start(&std::env::var("TRAILHOUND_AWS_ENDPOINT").unwrap()).await;
-    let counted = {
-        let conf = trailhound::aws::load().await;
-        let conf = aws_sdk_dynamodb::config::Builder::from(&conf)
-            .endpoint_url(proxy.url())
-            .build();
-        DynamoStore::new(Client::from_conf(conf), plain.table())
-    };
+    let counted = through(&proxy, plain.table()).await;
     let far = th::cloudtrail::Timestamp::now().unix() + 3600;
     let k = key("alice", "iam.amazonaws.com:CreateUser");
     // The first batch is applied at once, its answer held back: the commit stalls there.
@@ -317,15 +319,7 @@ async fn a_commit_whose_lease_was_taken_over_writes_again_under_a_new_one() {
         !committing.is_finished(),
         "the commit ended while another process held its partition's lease"
     );
-    client
-        .update_item()
-        .table_name(plain.table())
-        .key("pk", text("A#111122223333"))
-        .key("sk", text("C"))
-        .update_expression("REMOVE commit_owner, commit_until")
-        .send()
-        .await
-        .expect("raw UpdateItem");
+    free_lease(&client, plain.table()).await;
     committing.await.unwrap().unwrap();
     assert_eq!(
         proxy.seen("BatchWriteItem"),
