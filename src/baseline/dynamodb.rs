@@ -49,8 +49,9 @@
 //!   partition's commit lease (on the cursor item; see `commit_lease.rs`), so no other
 //!   commit of the partition writes between its consistent read of the stored first-seen
 //!   and its batched put of the earlier one. The cursor's `since` moves the same way, in the
-//!   update that gives the lease back. A commit whose lease ran out and was taken over fails
-//!   rather than go on, and its window is redone.
+//!   update that gives the lease back. A commit that finds its lease taken over (it renewed
+//!   too late) writes its pairs and principals again under a new lease, reading what the
+//!   other holder wrote; after three such tries it fails, and its window is redone.
 //! - *The watermark only moves forward*: one compare-and-set update; the pending window is
 //!   cleared in that same update once the watermark reaches it.
 //! - *Two hunts of one account at once report a new pair once*: both may decide the pair is
@@ -85,7 +86,8 @@
 //! `UpdateItem` when the window starts, one `GetItem` for the account's history, one
 //! `BatchGetItem` per 100 pairs and per 100 principals, and one `Query` per sink. A commit
 //! that writes pairs or principals (new ones, or pairs whose TTL refresh is due) adds two
-//! `UpdateItem` for the lease, one consistent `BatchGetItem` per 100 items and one
+//! `UpdateItem` and a consistent `GetItem` for the lease, one consistent `BatchGetItem` per
+//! 100 items and one
 //! `BatchWriteItem` per 25: a write unit and a read unit per item, in 1/25 of the calls that
 //! one conditional update per item took. The watermark is one more `UpdateItem`. A new finding
 //! costs one write for itself and two per sink; a delivery, one update plus a share of a
